@@ -1,0 +1,195 @@
+"""The ``finetune`` adapter: supervised fine-tuning of one parameter role on target pairs.
+
+This is the baseline every domain-adaptation paper compares against: AINDNet's "+RT" (role
+``all``), ADL's fine-tuning baseline, and the partial variants (``first``, ``last``,
+``domain``). After ``fit`` the changed tensors can be saved as a domain head.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+
+from ..adapter import AdaptedDenoiser, Adapter, FitReport, ProgressCallback
+from ..errors import InvalidInputError
+from ..noise_model import NoiseModel
+from ..types import Sample
+
+
+def build_loss(spec: str | dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """A loss from the ``LOSSES`` registry by name or config (classes are instantiated)."""
+    from noiseshift.registry import LOSSES
+
+    config = {"type": spec} if isinstance(spec, str) else dict(spec)
+    component = LOSSES.lookup(config["type"])
+    if isinstance(component, type):
+        return LOSSES.build(config)
+    if len(config) > 1:
+        raise InvalidInputError(f"loss {config['type']!r} is a function and takes no options")
+    return component
+
+
+def random_pair_batch(
+    pairs: list[Sample], batch_size: int, patch_size: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Draw ``batch_size`` aligned random crops with a random dihedral transform each.
+
+    Args:
+        pairs: samples with ``noisy`` and ``clean`` of shape ``1×C×H×W`` (H, W ≥ patch_size).
+        batch_size: crops per batch.
+        patch_size: crop side.
+        generator: every draw comes from it.
+
+    Returns:
+        ``(noisy, clean)``, each ``batch_size×C×patch_size×patch_size``.
+    """
+    noisy_crops, clean_crops = [], []
+    picks = torch.randint(len(pairs), (batch_size,), generator=generator).tolist()
+    for index in picks:
+        sample = pairs[index]
+        assert sample.clean is not None
+        height, width = sample.noisy.shape[-2:]
+        top = int(torch.randint(height - patch_size + 1, (1,), generator=generator))
+        left = int(torch.randint(width - patch_size + 1, (1,), generator=generator))
+        rotations = int(torch.randint(4, (1,), generator=generator))
+        flip = bool(torch.randint(2, (1,), generator=generator))
+        for image, out in ((sample.noisy, noisy_crops), (sample.clean, clean_crops)):
+            crop = image[..., top : top + patch_size, left : left + patch_size]
+            crop = torch.rot90(crop, rotations, dims=(-2, -1))
+            out.append(crop.flip(-1) if flip else crop)
+    return torch.cat(noisy_crops), torch.cat(clean_crops)
+
+
+class FineTune(Adapter):
+    """Fine-tune the backbone's parameters of one role on target (noisy, clean) pairs.
+
+    Args:
+        role: ``all``, ``first``, ``last`` or ``domain`` (or any extra role the backbone has).
+        steps: optimisation steps.
+        lr: Adam learning rate.
+        batch_size: crops per step.
+        patch_size: crop side in pixels (images smaller than this are cropped to their
+            smallest side, rounded down to the backbone's size multiple).
+        loss: a name (or config) from the ``LOSSES`` registry.
+        weight_decay: Adam weight decay.
+        norm_train: put the backbone in train mode while fitting. Off by default: with a few
+            target pairs, batch-norm statistics re-estimated from tiny batches hurt more than the
+            shift they would correct.
+        seed: seed of the crop/augmentation generator when ``fit`` gets none.
+    """
+
+    name: ClassVar[str] = "finetune"
+    needs: ClassVar[frozenset[str]] = frozenset({"target_pairs"})
+    per_image: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        *,
+        role: str = "all",
+        steps: int = 200,
+        lr: float = 1e-4,
+        batch_size: int = 8,
+        patch_size: int = 64,
+        loss: str = "l1",
+        weight_decay: float = 0.0,
+        norm_train: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if steps < 1 or batch_size < 1 or patch_size < 1 or lr <= 0:
+            raise InvalidInputError(
+                f"finetune: steps, batch_size, patch_size must be >= 1 and lr > 0 "
+                f"(got steps={steps}, batch_size={batch_size}, patch_size={patch_size}, lr={lr})"
+            )
+        self.role = role
+        self.steps = steps
+        self.lr = lr
+        self.batch_size = batch_size
+        self.patch_size = patch_size
+        self.loss = loss
+        self.weight_decay = weight_decay
+        self.norm_train = norm_train
+        self.seed = seed
+
+    @property
+    def trainable(self) -> tuple[str, ...]:  # type: ignore[override]
+        return (self.role,)
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "role": self.role, "steps": self.steps, "lr": self.lr, "batch_size": self.batch_size,
+            "patch_size": self.patch_size, "loss": self.loss, "weight_decay": self.weight_decay,
+            "norm_train": self.norm_train, "seed": self.seed,
+        }
+
+    def fit(
+        self,
+        model: AdaptedDenoiser,
+        *,
+        target: Iterable[Sample] | None = None,
+        source: Iterable[Iterable[Sample]] | None = None,
+        noise_model: NoiseModel | None = None,
+        generator: torch.Generator | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FitReport:
+        self.check_needs(target_pairs=target)
+        assert target is not None
+        backbone = model.backbone
+        pairs = [s for s in target]
+        if not pairs:
+            raise InvalidInputError("finetune: the target set is empty")
+        for sample in pairs:
+            if sample.clean is None:
+                raise InvalidInputError(f"finetune: target sample {sample.key!r} has no clean image")
+            if sample.clean.shape != sample.noisy.shape:
+                raise InvalidInputError(
+                    f"finetune: target sample {sample.key!r} has noisy {tuple(sample.noisy.shape)} "
+                    f"but clean {tuple(sample.clean.shape)}"
+                )
+        params = backbone.parameters_for(self.role)
+        if not params:
+            raise InvalidInputError(
+                f"finetune: {backbone.name or type(backbone).__name__} has no parameters in role "
+                f"{self.role!r} (roles: {sorted(backbone.parameter_groups())})"
+            )
+        smallest = min(min(s.noisy.shape[-2:]) for s in pairs)
+        patch = min(self.patch_size, smallest)
+        patch -= patch % backbone.size_multiple
+        if patch < 1:
+            raise InvalidInputError(f"finetune: target images ({smallest}px) are smaller than the "
+                                    f"backbone's size multiple {backbone.size_multiple}")
+        device = params[0].device
+        generator = generator or torch.Generator().manual_seed(self.seed)
+        loss_fn = build_loss(self.loss)
+        trainable_ids = {id(p) for p in params}
+        flags = [(p, p.requires_grad) for p in backbone.parameters()]
+        for param in backbone.parameters():
+            param.requires_grad_(id(param) in trainable_ids)
+        optimizer = torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        backbone.train(self.norm_train)
+        report = FitReport()
+        try:
+            for step in range(1, self.steps + 1):
+                noisy, clean = random_pair_batch(pairs, self.batch_size, patch, generator)
+                noisy, clean = noisy.to(device), clean.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                value = loss_fn(backbone(noisy, None), clean)
+                value.backward()
+                optimizer.step()
+                metrics = {"loss": float(value.detach())}
+                report.history.append(metrics)
+                report.steps = step
+                if progress is not None:
+                    progress(step, self.steps, metrics)
+        finally:
+            for param, flag in flags:
+                param.requires_grad_(flag)
+                param.grad = None
+            backbone.eval()
+        report.changed = sorted(self.delta(model))
+        return report
+
+
+__all__ = ["FineTune", "build_loss", "random_pair_batch"]

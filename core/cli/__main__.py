@@ -1,0 +1,5 @@
+"""``python -m noiseshift.cli``."""
+
+from . import run
+
+run()

@@ -1,0 +1,66 @@
+"""Every registered component passes the ``noiseshift.testing`` conformance checks.
+
+New components (built-in or from an installed plugin) are picked up automatically; components
+whose defaults are too heavy for a CPU smoke test declare a small preset as the class attribute
+``smoke_config`` (or get one in ``SMALL_CONFIGS`` here).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from noiseshift.registry import ADAPTERS, BENCHMARKS, DENOISERS, HOST, LOSSES, NOISE_MODELS
+from noiseshift.testing import check_adapter, check_denoiser, check_noise_model
+
+SMALL_CONFIGS: dict[str, dict] = {
+    "dncnn": {"depth": 5, "width": 16},
+    "unet": {"width": 8},
+    "finetune": {"steps": 3, "batch_size": 2, "patch_size": 16},
+}
+
+HOST.load()
+
+
+def _config(registry, name: str) -> dict | None:
+    """A component's own ``smoke_config`` class attribute wins, then ``SMALL_CONFIGS``."""
+    return getattr(registry.lookup(name), "smoke_config", None) or SMALL_CONFIGS.get(name)
+
+
+def _names(registry) -> list[str]:
+    return sorted(set(registry.names(qualified=False)))
+
+
+@pytest.mark.parametrize("name", _names(DENOISERS))
+def test_denoiser_conforms(name: str) -> None:
+    check_denoiser(DENOISERS.lookup(name), config=_config(DENOISERS, name))
+
+
+@pytest.mark.parametrize("name", _names(NOISE_MODELS))
+def test_noise_model_conforms(name: str) -> None:
+    check_noise_model(NOISE_MODELS.lookup(name), config=_config(NOISE_MODELS, name))
+
+
+@pytest.mark.parametrize("name", _names(ADAPTERS))
+def test_adapter_conforms(name: str) -> None:
+    check_adapter(ADAPTERS.lookup(name), config=_config(ADAPTERS, name))
+
+
+@pytest.mark.parametrize("name", _names(LOSSES))
+def test_loss_is_differentiable_and_zero_at_the_target(name: str) -> None:
+    import torch
+
+    from noiseshift.adapters.finetune import build_loss
+
+    loss = build_loss(name)
+    target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    output = (target + 0.1).requires_grad_(True)
+    value = loss(output, target)
+    assert value.dim() == 0 and float(value) > 0
+    value.backward()
+    assert output.grad is not None and output.grad.abs().sum() > 0
+    assert float(loss(target, target)) < float(value)
+
+
+def test_every_registry_kind_is_exercised() -> None:
+    assert _names(DENOISERS) and _names(NOISE_MODELS) and _names(ADAPTERS) and _names(LOSSES)
+    assert isinstance(_names(BENCHMARKS), list)
