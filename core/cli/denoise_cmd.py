@@ -63,6 +63,8 @@ def build_pipeline(model: str, adapter: str | None, options: dict[str, Any], hea
 @click.option("--tile", type=int, help="Tile side for bounded-memory inference on large images.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--tile-batch", type=int, default=4, show_default=True, help="Tiles per forward pass.")
+@click.option("--tile-margin", type=int, help="Zero-weight pixels at inner tile edges (default overlap/4); "
+              "at least the network's receptive-field radius makes tiled output match untiled.")
 @click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble.")
 @click.option("--device", help="torch device, e.g. cpu, cuda, cuda:1, mps (default cpu).")
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True)
@@ -70,7 +72,7 @@ def build_pipeline(model: str, adapter: str | None, options: dict[str, Any], hea
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume a run).")
 def denoise_command(
     inputs: tuple[str, ...], out_dir: str, model: str, head: str | None, adapter: str | None,
-    option: tuple[str, ...], tile: int | None, overlap: int, tile_batch: int, ensemble: bool,
+    option: tuple[str, ...], tile: int | None, overlap: int, tile_batch: int, tile_margin: int | None, ensemble: bool,
     device: str | None, bit_depth: str, overwrite: bool, skip_existing: bool,
 ) -> None:
     """Denoise INPUT images (files or folders) into OUTPUT as PNG files of the same names."""
@@ -105,7 +107,8 @@ def denoise_command(
         for source, target in targets:
             bar.update(images, description=f"images ({source.name})")
             noisy = read_image(source)
-            out = denoise(pipeline, noisy, tile=tile, overlap=overlap, batch_size=tile_batch, ensemble=ensemble,
+            out = denoise(pipeline, noisy, tile=tile, overlap=overlap, batch_size=tile_batch, margin=tile_margin,
+                          ensemble=ensemble,
                           device=torch_device, progress=report if tile else None)
             write_image(target, out, bit_depth=int(bit_depth), overwrite=overwrite)  # type: ignore[arg-type]
             bar.advance(images)
