@@ -108,6 +108,7 @@ class UNet(Denoiser):
     """
 
     name = "unet"
+    size_multiple = 8  # the default depth of 3; each instance sets 2**depth
 
     def __init__(
         self,
