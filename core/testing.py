@@ -79,6 +79,7 @@ def check_denoiser(
     *,
     config: Mapping[str, Any] | None = None,
     size: int | None = None,
+    cond: Mapping[str, Any] | None = None,
     check_save_load: bool = True,
 ) -> Denoiser:
     """Check the ``Denoiser`` contract.
@@ -94,6 +95,8 @@ def check_denoiser(
         component: the class (built with ``config``) or an instance.
         config: constructor arguments (use a small preset for big paper models).
         size: test image side (default: ≥ 24, a multiple of ``size_multiple``).
+        cond: extra per-batch conditions the backbone needs (e.g. ``{"sensor": "Sony",
+            "iso": 800.0}``); use values that apply to every image of a batch (strings, floats).
         check_save_load: run the safetensors round trip (needs the class to be registered).
 
     Returns:
@@ -124,7 +127,8 @@ def check_denoiser(
     side = size or _test_size(model.size_multiple)
     noisy = _smooth_image(model.in_channels, side, side, seed=1)
     noisy = (noisy + 0.05 * torch.randn(noisy.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
-    cond = {"sigma": torch.full((1, 1, side, side), 0.05), "unrelated_key": "ignored"}
+    extra = dict(cond or {})
+    cond = {"sigma": torch.full((1, 1, side, side), 0.05), "unrelated_key": "ignored", **extra}
     with torch.no_grad():
         out = model(noisy, cond)
         again = model(noisy, cond)
@@ -138,16 +142,16 @@ def check_denoiser(
     assert torch.equal(out, again), f"{label}: eval-mode forward is not deterministic"
 
     pair = torch.cat([noisy, noisy.flip(-1)])
-    pair_cond = {"sigma": cond["sigma"].expand(2, -1, -1, -1)}
+    pair_cond = {**extra, "sigma": cond["sigma"].expand(2, -1, -1, -1)}
     with torch.no_grad():
         batched = model(pair, pair_cond)
-        second = model(pair[1:], {"sigma": cond["sigma"]})
+        second = model(pair[1:], {**extra, "sigma": cond["sigma"]})
     assert torch.allclose(batched[:1], out, atol=1e-5) and torch.allclose(batched[1:], second, atol=1e-5), (
         f"{label}: images in a batch influence each other (eval mode)"
     )
 
     odd = _smooth_image(model.in_channels, side + 3, side + 5, seed=3)
-    odd_out = denoise(model, odd)
+    odd_out = denoise(model, odd, extra or None)
     assert odd_out.shape == (1, model.out_channels, side + 3, side + 5), (
         f"{label}: padding through noiseshift.inference.denoise broke the shape: {tuple(odd_out.shape)}"
     )

@@ -2,7 +2,8 @@
 
 New components (built-in or from an installed plugin) are picked up automatically; components
 whose defaults are too heavy for a CPU smoke test declare a small preset as the class attribute
-``smoke_config`` (or get one in ``SMALL_CONFIGS`` here).
+``smoke_config`` (or get one in ``SMALL_CONFIGS`` here); backbones that need conditions declare
+example values as ``smoke_cond``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def _names(registry) -> list[str]:
 
 @pytest.mark.parametrize("name", _names(DENOISERS))
 def test_denoiser_conforms(name: str) -> None:
-    check_denoiser(DENOISERS.lookup(name), config=_config(DENOISERS, name))
+    check_denoiser(DENOISERS.lookup(name), config=_config(DENOISERS, name),
+                   cond=getattr(DENOISERS.lookup(name), "smoke_cond", None))
 
 
 @pytest.mark.parametrize("name", _names(NOISE_MODELS))

@@ -1,8 +1,8 @@
 """The ``noiseshift`` command line (click + rich).
 
 Commands: ``denoise``, ``demo``, ``plugins``, ``list``; plugins add more through the
-``register_commands(cli)`` hook. noiseshift's own errors are printed as one clear line
-(exit code 2) instead of a traceback; set ``NOISESHIFT_DEBUG=1`` for the traceback.
+``register_commands(cli)`` hook. noiseshift's own errors (and OS errors such as a
+full disk) are printed as one clear line (exit code 2) instead of a traceback; set ``NOISESHIFT_DEBUG=1`` for the traceback.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except NoiseshiftError as exc:
+    except (NoiseshiftError, OSError) as exc:
         if os.environ.get("NOISESHIFT_DEBUG"):
             raise
         click.echo(f"error: {exc}", err=True)
