@@ -36,6 +36,14 @@ def register_adapters(register: Register) -> None:
 
 
 @hookimpl
+def register_benchmarks(register: Register) -> None:
+    from noiseshift.benchmarks import builtin_benchmarks
+
+    for component in builtin_benchmarks():
+        register(component)
+
+
+@hookimpl
 def register_losses(register: Register) -> None:
     from noiseshift.losses import CharbonnierLoss, L1Loss, L2Loss
 

@@ -1,7 +1,8 @@
 """The ``noiseshift`` command line (click + rich).
 
-Commands: ``denoise``, ``demo``, ``plugins``, ``list``; plugins add more through the
-``register_commands(cli)`` hook. noiseshift's own errors (and OS errors such as a
+Commands: every module of this package lists its click commands in ``COMMANDS`` (``denoise``,
+``demo``, ``plugins``, ``list``, ...); plugins add more through the ``register_commands(cli)``
+hook. noiseshift's own errors (and OS errors such as a
 full disk) are printed as one clear line (exit code 2) instead of a traceback; set ``NOISESHIFT_DEBUG=1`` for the traceback.
 """
 
@@ -24,12 +25,16 @@ def cli() -> None:
 
 
 def _add_builtin_commands(group: click.Group) -> None:
-    from .demo_cmd import demo_command
-    from .denoise_cmd import denoise_command
-    from .listing import list_command, plugins_command
+    """Add the commands every module of this package lists in a ``COMMANDS`` list."""
+    import importlib
+    import pkgutil
 
-    for command in (denoise_command, demo_command, plugins_command, list_command):
-        group.add_command(command)
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # __main__ runs the CLI on import
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for command in getattr(module, "COMMANDS", []):
+            group.add_command(command)
 
 
 _add_builtin_commands(cli)

@@ -108,3 +108,5 @@ def demo_command(out_dir: str, model: str, sigma: float, size: int, seed: int, d
     click.echo(f"noisy    PSNR {scores['noisy']['psnr']:.2f} dB  SSIM {scores['noisy']['ssim']:.4f}")
     click.echo(f"{label:<8} PSNR {scores['denoised']['psnr']:.2f} dB  SSIM {scores['denoised']['ssim']:.4f}")
     click.echo(f"wrote {folder}/{{clean,noisy,denoised,side_by_side}}.png and scores.json")
+
+COMMANDS = [demo_command]

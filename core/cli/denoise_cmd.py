@@ -113,3 +113,5 @@ def denoise_command(
             write_image(target, out, bit_depth=int(bit_depth), overwrite=overwrite)  # type: ignore[arg-type]
             bar.advance(images)
     stderr.print(f"wrote {len(targets)} image(s) to {destination}")
+
+COMMANDS = [denoise_command]

@@ -63,3 +63,5 @@ def list_command(kind: str, as_json: bool) -> None:
         details = ", ".join(f"{k}={v}" for k, v in row.items() if k not in skip)
         table.add_row(name, row["plugin"], details, row["summary"])
     Console().print(table)
+
+COMMANDS = [plugins_command, list_command]

@@ -51,7 +51,7 @@ def test_builtins_register_through_hooks() -> None:
     assert HOST.records["noiseshift"].status == "builtin"
     assert DENOISERS.lookup("dncnn").__name__ == "DnCNN"
     assert DENOISERS.lookup("noiseshift.dncnn") is DENOISERS.lookup("dncnn")
-    assert set(HOST.records["noiseshift"].provides) == {"denoisers", "noise_models", "adapters", "losses"}
+    assert {"denoisers", "noise_models", "adapters", "losses"} <= set(HOST.records["noiseshift"].provides)
 
 
 def test_working_plugin_is_loaded_with_scope_and_short_name(plugin_site) -> None:
