@@ -165,13 +165,22 @@ def load(
     *,
     head: str | Path | None = None,
     map_location: str | torch.device = "cpu",
+    model_type: str | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> Denoiser:
-    """Rebuild a denoiser from a noiseshift safetensors file (and optionally apply a head).
+    """Rebuild a denoiser from a weights file (and optionally apply a domain head).
+
+    A safetensors file written by noiseshift rebuilds itself from its metadata. Any other
+    checkpoint (an official ``.pth`` such as Restormer's ``{'params': ...}``, or a foreign
+    safetensors file) needs the registry ``model_type`` (and constructor ``config`` when it
+    differs from the defaults); it is read safely (``weights_only=True``) and loaded strictly.
 
     Args:
-        path: a file written by ``save`` (or by ``noiseshift train``).
+        path: the weights file.
         head: a domain head written by an adapter, applied on top.
         map_location: device for the returned model.
+        model_type: registry name to build, for checkpoints without noiseshift metadata.
+        config: constructor options for ``model_type``.
 
     Returns:
         The model in eval mode.
@@ -179,23 +188,22 @@ def load(
     from noiseshift.registry import DENOISERS
 
     path = _existing(path)
-    if path.suffix != ".safetensors":
-        raise WeightsError(
-            f"{path}: noiseshift.load() rebuilds models from .safetensors files it wrote; for a "
-            "legacy checkpoint build the model first and call load_into(model, load_state_dict(path))"
-        )
-    meta = read_metadata(path)
+    meta = read_metadata(path) if path.suffix == ".safetensors" else {}
     if meta.get("kind") == "head":
         raise WeightsError(
             f"{path} is a domain head (adapter {meta.get('adapter')!r}) for a {meta.get('type')!r} "
             "model; load the base weights and pass this file as head= (CLI: --head)"
         )
-    if "type" not in meta:
+    if model_type is not None:
+        build = {"type": model_type, **dict(config or {})}
+    elif "type" in meta:
+        build = {"type": meta["type"], **meta.get("config", {})}
+    else:
         raise WeightsError(
-            f"{path}: no noiseshift metadata (registry type and config); it was not written by "
-            "noiseshift.save. Build the model and use load_into()."
+            f"{path}: no noiseshift metadata (registry type and config), so the architecture is "
+            "unknown; pass model_type= (and config=) (CLI: --model-type NAME -O key=value)"
         )
-    model = DENOISERS.build({"type": meta["type"], **meta.get("config", {})})
+    model = DENOISERS.build(build)
     load_into(model, load_state_dict(path), strict=True, source=str(path))
     if head is not None:
         apply_head(model, head)

@@ -41,6 +41,10 @@ def test_legacy_pth_is_unwrapped_and_loaded_strictly(model, tmp_path: Path) -> N
         torch.save({key: model.state_dict(), "iter": 5}, path)
         state = load_state_dict(path)
         assert set(state) == set(model.state_dict())
+    official = load(tmp_path / "params.pth", model_type="dncnn", config={"depth": 4, "width": 8})
+    assert type(official) is type(model)
+    with pytest.raises(WeightsError, match="missing"):
+        load(tmp_path / "params.pth", model_type="dncnn", config={"depth": 5, "width": 8})
     prefixed = tmp_path / "dp.pth"
     torch.save({f"module.{k}": v for k, v in model.state_dict().items()}, prefixed)
     assert set(load_state_dict(prefixed)) == set(model.state_dict())
@@ -100,6 +104,8 @@ def test_corrupt_empty_missing_and_foreign_files(tmp_path: Path, model) -> None:
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(foreign))
     with pytest.raises(WeightsError, match="no noiseshift metadata"):
         load(foreign)
+    rebuilt = load(foreign, model_type="dncnn", config={"depth": 4, "width": 8})
+    assert all(torch.equal(rebuilt.state_dict()[k], v) for k, v in model.state_dict().items())
     nested = tmp_path / "nested.pth"
     torch.save({"optimizer": {"lr": torch.tensor(1.0)}, "epoch": 3}, nested)
     with pytest.raises(WeightsError, match="no state dict found"):

@@ -35,13 +35,15 @@ def expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
     return files
 
 
-def build_pipeline(model: str, adapter: str | None, options: dict[str, Any], head: str | None) -> Denoiser:
+def build_pipeline(
+    model: str, adapter: str | None, options: dict[str, Any], head: str | None, model_type: str | None = None
+) -> Denoiser:
     """The model the CLI runs: ``resolve_model`` plus an optional test-time adapter."""
     from ..registry import ADAPTERS
 
     if adapter is None:
-        return resolve_model(model, options, head)
-    backbone = resolve_model(model, {}, head)
+        return resolve_model(model, options, head, model_type)
+    backbone = resolve_model(model, {}, head, model_type)
     adapter_obj = ADAPTERS.build({"type": adapter, **options})
     if not adapter_obj.per_image and adapter_obj.needs:
         raise InvalidInputError(
@@ -56,6 +58,8 @@ def build_pipeline(model: str, adapter: str | None, options: dict[str, Any], hea
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--model", default="default", show_default=True,
               help="'default', a weights file, or a parameter-free denoiser name (bm3d, nlmeans).")
+@click.option("--model-type", help="Registry name of the architecture of a checkpoint without noiseshift "
+              "metadata (e.g. an official .pth); -O options are then its constructor options.")
 @click.option("--head", type=click.Path(dir_okay=False), help="Domain head (from an adapter) applied on top.")
 @click.option("--adapter", help="Test-time adapter that wraps the model (e.g. lan, rfr).")
 @click.option("-O", "option", multiple=True, metavar="KEY=VALUE",
@@ -71,7 +75,7 @@ def build_pipeline(model: str, adapter: str | None, options: dict[str, Any], hea
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume a run).")
 def denoise_command(
-    inputs: tuple[str, ...], out_dir: str, model: str, head: str | None, adapter: str | None,
+    inputs: tuple[str, ...], out_dir: str, model: str, model_type: str | None, head: str | None, adapter: str | None,
     option: tuple[str, ...], tile: int | None, overlap: int, tile_batch: int, tile_margin: int | None, ensemble: bool,
     device: str | None, bit_depth: str, overwrite: bool, skip_existing: bool,
 ) -> None:
@@ -93,7 +97,7 @@ def denoise_command(
     if skip_existing:
         targets = [(f, t) for f, t in targets if not t.exists()]
     torch_device = pick_device(device)
-    pipeline = build_pipeline(model, adapter, parse_options(option), head).to(torch_device).eval()
+    pipeline = build_pipeline(model, adapter, parse_options(option), head, model_type).to(torch_device).eval()
     with progress_bar() as bar:
         images = bar.add_task("images", total=len(targets))
         steps = bar.add_task("tiles" if tile else "steps", total=None, visible=False)

@@ -40,7 +40,9 @@ def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
     return options
 
 
-def resolve_model(spec: str, options: dict[str, Any] | None = None, head: str | None = None) -> Denoiser:
+def resolve_model(
+    spec: str, options: dict[str, Any] | None = None, head: str | None = None, model_type: str | None = None
+) -> Denoiser:
     """Build the model a ``--model`` value names.
 
     Args:
@@ -48,6 +50,8 @@ def resolve_model(spec: str, options: dict[str, Any] | None = None, head: str | 
             noiseshift), or the registry name of a parameter-free denoiser (``bm3d``).
         options: constructor options (for registry names).
         head: a domain head to apply on top of weights.
+        model_type: registry name of the architecture, for checkpoints without noiseshift
+            metadata (official ``.pth`` releases); ``options`` are then its constructor options.
     """
     from ..registry import DENOISERS
     from ..weights import load
@@ -60,9 +64,16 @@ def resolve_model(spec: str, options: dict[str, Any] | None = None, head: str | 
             spec = "bm3d"
     path = Path(spec)
     if path.suffix in {".safetensors", ".pth", ".pt", ".ckpt"} or path.exists():
+        if model_type is not None:
+            return load(path, head=head, model_type=model_type, config=options)
         if options:
-            raise InvalidInputError(f"options {sorted(options)} cannot change a model loaded from {path}")
+            raise InvalidInputError(
+                f"options {sorted(options)} cannot change a model loaded from {path} "
+                "(they apply with --model-type, for checkpoints without noiseshift metadata)"
+            )
         return load(path, head=head)
+    if model_type is not None:
+        raise InvalidInputError(f"--model-type needs --model to be a weights file, got {spec!r}")
     model_cls = DENOISERS.lookup(spec)
     if model_cls.trainable:
         raise InvalidInputError(

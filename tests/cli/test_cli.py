@@ -69,6 +69,22 @@ def test_tiled_and_untiled_outputs_agree(images, weights, tmp_path: Path) -> Non
         assert float((plain - tiled).abs().max()) <= 2 / 65535
 
 
+def test_official_checkpoints_need_and_accept_a_model_type(images, tmp_path: Path, capsys) -> None:
+    folder, _ = images
+    torch.manual_seed(0)
+    model = DENOISERS.build({"type": "dncnn", "depth": 4, "width": 8})
+    checkpoint = tmp_path / "official.pth"
+    torch.save({"params": model.state_dict()}, checkpoint)
+    out = str(tmp_path / "o")
+    assert main(["denoise", str(folder), "-o", out, "--model", str(checkpoint)]) == 2
+    assert "--model-type" in capsys.readouterr().err
+    assert main(["denoise", str(folder), "-o", out, "--model", str(checkpoint), "--model-type", "dncnn",
+                 "-O", "depth=4", "-O", "width=8"]) == 0
+    with torch.no_grad():
+        expected = model.eval()(read_image(folder / "img0.png")).clamp(0, 1)
+    assert float((read_image(tmp_path / "o" / "img0.png") - expected).abs().max()) <= 1 / 255
+
+
 def test_existing_outputs_are_never_silently_overwritten(images, weights, tmp_path: Path, capsys) -> None:
     folder, _ = images
     out = tmp_path / "out"
