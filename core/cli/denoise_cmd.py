@@ -64,6 +64,9 @@ def build_pipeline(
 @click.option("--adapter", help="Test-time adapter that wraps the model (e.g. lan, rfr).")
 @click.option("-O", "option", multiple=True, metavar="KEY=VALUE",
               help="Option for the adapter (or for the model when no adapter is given); repeatable.")
+@click.option("-C", "--cond", "condition", multiple=True, metavar="KEY=VALUE",
+              help="Per-image condition for backbones that declare it (e.g. -C sensor=SonyA7S2 -C iso=800); "
+              "applies to every input.")
 @click.option("--tile", type=int, help="Tile side for bounded-memory inference on large images.")
 @click.option("--overlap", type=int, default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--tile-batch", type=int, default=4, show_default=True, help="Tiles per forward pass.")
@@ -76,7 +79,7 @@ def build_pipeline(
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume a run).")
 def denoise_command(
     inputs: tuple[str, ...], out_dir: str, model: str, model_type: str | None, head: str | None, adapter: str | None,
-    option: tuple[str, ...], tile: int | None, overlap: int, tile_batch: int, tile_margin: int | None, ensemble: bool,
+    option: tuple[str, ...], condition: tuple[str, ...], tile: int | None, overlap: int, tile_batch: int, tile_margin: int | None, ensemble: bool,
     device: str | None, bit_depth: str, overwrite: bool, skip_existing: bool,
 ) -> None:
     """Denoise INPUT images (files or folders) into OUTPUT as PNG files of the same names."""
@@ -97,6 +100,7 @@ def denoise_command(
     if skip_existing:
         targets = [(f, t) for f, t in targets if not t.exists()]
     torch_device = pick_device(device)
+    cond = parse_options(condition) or None
     pipeline = build_pipeline(model, adapter, parse_options(option), head, model_type).to(torch_device).eval()
     with progress_bar() as bar:
         images = bar.add_task("images", total=len(targets))
@@ -111,7 +115,7 @@ def denoise_command(
         for source, target in targets:
             bar.update(images, description=f"images ({source.name})")
             noisy = read_image(source)
-            out = denoise(pipeline, noisy, tile=tile, overlap=overlap, batch_size=tile_batch, margin=tile_margin,
+            out = denoise(pipeline, noisy, cond, tile=tile, overlap=overlap, batch_size=tile_batch, margin=tile_margin,
                           ensemble=ensemble,
                           device=torch_device, progress=report if tile else None)
             write_image(target, out, bit_depth=int(bit_depth), overwrite=overwrite)  # type: ignore[arg-type]

@@ -155,3 +155,12 @@ def test_tools_run_is_a_thin_wrapper_over_denoise(images, tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "r" / "img0.png").exists()
+
+
+def test_conditions_from_the_command_line_reach_the_backbone(images, tmp_path: Path) -> None:
+    folder, _ = images
+    out_known, out_cond = tmp_path / "a", tmp_path / "b"
+    # BM3D reads cond["sigma"] when it has no sigma of its own: -C sigma=0.1 must equal -O sigma=0.1.
+    assert main(["denoise", str(folder / "img0.png"), "-o", str(out_known), "--model", "bm3d", "-O", "sigma=0.1"]) == 0
+    assert main(["denoise", str(folder / "img0.png"), "-o", str(out_cond), "--model", "bm3d", "-C", "sigma=0.1"]) == 0
+    assert torch.equal(read_image(out_known / "img0.png"), read_image(out_cond / "img0.png"))
