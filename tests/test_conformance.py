@@ -48,19 +48,37 @@ def test_adapter_conforms(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", _names(LOSSES))
-def test_loss_is_differentiable_and_zero_at_the_target(name: str) -> None:
+def test_loss_is_differentiable_and_smallest_at_the_target(name: str) -> None:
+    """Pixel losses are ``loss(output, target)``; self-supervised ones (``self_supervised = True``)
+    are ``loss(denoise_fn, noisy, generator=, step=, total_steps=)`` and are checked on a smoothing
+    "denoiser" with one learnable strength."""
     import torch
 
-    from noiseshift.adapters.finetune import build_loss
+    from noiseshift.registry import LOSSES as registry
 
-    loss = build_loss(name)
-    target = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    component = registry.lookup(name)
+    loss = registry.build({"type": name}) if isinstance(component, type) else component
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 8, 8, generator=generator)
+    if getattr(component, "self_supervised", False):
+        strength = torch.tensor(0.5, requires_grad=True)
+
+        def denoise_fn(x: torch.Tensor) -> torch.Tensor:
+            blurred = torch.nn.functional.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False)
+            return x + strength * (blurred - x)
+
+        noisy = target + 0.1 * torch.randn(target.shape, generator=generator)
+        value = loss(denoise_fn, noisy, generator=torch.Generator().manual_seed(1), step=1, total_steps=2)
+        assert value.dim() == 0 and torch.isfinite(value)
+        value.backward()
+        assert strength.grad is not None and strength.grad != 0
+        return
     output = (target + 0.1).requires_grad_(True)
     value = loss(output, target)
-    assert value.dim() == 0 and float(value) > 0
+    assert value.dim() == 0 and float(value.detach()) > 0
     value.backward()
     assert output.grad is not None and output.grad.abs().sum() > 0
-    assert float(loss(target, target)) < float(value)
+    assert float(loss(target, target)) < float(value.detach())
 
 
 def test_every_registry_kind_is_exercised() -> None:
