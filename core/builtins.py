@@ -21,10 +21,11 @@ def register_denoisers(register: Register) -> None:
 
 @hookimpl
 def register_noise_models(register: Register) -> None:
-    from noiseshift.noise import Gaussian, PoissonGaussian
+    from noiseshift.noise import Gaussian, Mixture, PoissonGaussian
 
     register(Gaussian)
     register(PoissonGaussian)
+    register(Mixture)
 
 
 @hookimpl

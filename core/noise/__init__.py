@@ -8,5 +8,6 @@ elsewhere, so importing this package has no side effects beyond importing the cl
 from __future__ import annotations
 
 from .gaussian import Gaussian, PoissonGaussian
+from .mixture import Mixture
 
-__all__ = ["Gaussian", "PoissonGaussian"]
+__all__ = ["Gaussian", "Mixture", "PoissonGaussian"]
