@@ -184,8 +184,23 @@ class TestTimeAdapter(Adapter):
     Attributes:
         steps: adaptation iterations per image.
         lr: learning rate of the default Adam optimiser.
-        progress: optional callback ``progress(step, steps, {"loss": ...})``; set by the CLI.
-        trace: when not ``None``, a list that receives one metrics dict per step.
+        progress: optional callback ``progress(step, steps, metrics)``; set by the CLI.
+        trace: when not ``None``, a list that receives one metrics dict per step:
+            ``{"step": k, "loss": …}`` for ``k = 1 … steps`` (``loss`` is the objective
+            evaluated for update ``k``, i.e. after ``k − 1`` updates), plus ``"psnr"`` when a
+            ``reference`` matches the input (see below).
+        reference: optional ground truth (``N×C×H×W`` in ``[0, 1]``) of the image being adapted,
+            set per image by whoever records a trace (the benchmark runner with
+            ``trace=True``). When it matches the input (same size, or the input is padded at the
+            bottom/right by less than the backbone's ``size_multiple``, as
+            ``noiseshift.inference`` pads), every trace entry also gets ``"psnr"``: the PSNR in
+            dB (data range 1, the output clipped to ``[0, 1]``, float, no border crop) of
+            ``predict`` after ``k`` updates, and the trace starts with ``{"step": 0, "psnr": …}``
+            for the unadapted model. Costs one extra forward pass per step. Only set it when
+            this adapter sees the whole, untransformed image (no self-ensemble); tiles of
+            another size get no PSNR.
+        current_step: the 1-based index of the update being computed, readable from ``loss``
+            (e.g. for a regulariser ramped over the iterations); ``0`` outside the loop.
     """
 
     __test__ = False  # keep pytest from collecting this class by its name
@@ -202,6 +217,8 @@ class TestTimeAdapter(Adapter):
         self.seed = int(seed)
         self.progress: ProgressCallback | None = None
         self.trace: list[dict[str, float]] | None = None
+        self.reference: torch.Tensor | None = None
+        self.current_step = 0
 
     def config(self) -> dict[str, Any]:
         return {"steps": self.steps, "lr": self.lr, "seed": self.seed}
@@ -240,25 +257,66 @@ class TestTimeAdapter(Adapter):
         self, backbone: Denoiser, noisy: torch.Tensor, cond: Conditions | None
     ) -> torch.Tensor:
         generator = torch.Generator(device=noisy.device).manual_seed(self.seed)
+        reference = self._matching_reference(backbone, noisy)
         with episode(backbone):
             for param in backbone.parameters():
                 param.requires_grad_(False)
-            with torch.enable_grad():
-                params = self.configure(backbone, noisy, cond)
-                optimizer = self.setup_optimizer(params) if params and self.steps else None
-                for step in range(1, self.steps + 1):
-                    assert optimizer is not None
-                    optimizer.zero_grad(set_to_none=True)
-                    value = self.loss(backbone, noisy, cond, params, generator)
-                    value.backward()
-                    optimizer.step()
-                    metrics = {"loss": float(value.detach())}
-                    if self.trace is not None:
-                        self.trace.append(metrics)
-                    if self.progress is not None:
-                        self.progress(step, self.steps, metrics)
+            try:
+                with torch.enable_grad():
+                    params = self.configure(backbone, noisy, cond)
+                    optimizer = self.setup_optimizer(params) if params and self.steps else None
+                    if reference is not None and self.trace is not None:
+                        self.trace.append({"step": 0, "psnr": self._psnr(backbone, noisy, cond, params, reference)})
+                    for step in range(1, self.steps + 1):
+                        assert optimizer is not None
+                        self.current_step = step
+                        optimizer.zero_grad(set_to_none=True)
+                        value = self.loss(backbone, noisy, cond, params, generator)
+                        value.backward()
+                        optimizer.step()
+                        metrics = {"step": step, "loss": float(value.detach())}
+                        if reference is not None:
+                            metrics["psnr"] = self._psnr(backbone, noisy, cond, params, reference)
+                        if self.trace is not None:
+                            self.trace.append(metrics)
+                        if self.progress is not None:
+                            self.progress(step, self.steps, metrics)
+            finally:
+                self.current_step = 0
             with torch.no_grad():
                 return self.predict(backbone, noisy, cond, params).detach()
+
+    def _matching_reference(self, backbone: Denoiser, noisy: torch.Tensor) -> torch.Tensor | None:
+        """``reference`` on ``noisy``'s device when it is the ground truth of this input, else ``None``."""
+        reference = self.reference
+        if not isinstance(reference, torch.Tensor) or reference.dim() != 4 or noisy.dim() != 4:
+            return None
+        if reference.shape[0] not in (1, noisy.shape[0]) or reference.shape[1] != backbone.out_channels:
+            return None
+        multiple = max(int(getattr(backbone, "size_multiple", 1)), 1)
+        for have, want in zip(noisy.shape[-2:], reference.shape[-2:]):
+            if not 0 <= have - want < multiple:
+                return None
+        return reference.to(device=noisy.device, dtype=torch.float32)
+
+    def _psnr(
+        self,
+        backbone: Denoiser,
+        noisy: torch.Tensor,
+        cond: Conditions | None,
+        params: list[torch.Tensor],
+        reference: torch.Tensor,
+    ) -> float:
+        """PSNR (dB, data range 1, output clipped, batch mean) of the current ``predict``."""
+        from .metrics import psnr
+
+        with torch.no_grad():
+            output = self.predict(backbone, noisy, cond, params)
+        height, width = reference.shape[-2:]
+        output = output[..., :height, :width].to(torch.float32)
+        if not torch.isfinite(output).all():
+            return float("nan")
+        return float(psnr(output.clamp(0, 1), reference.expand_as(output), data_range=1.0))
 
 
 class episode:

@@ -7,6 +7,11 @@ largest, and the absolute-error map of that crop on one colour scale shared by a
 HTML has no external dependencies (open it from disk) and lists the run's conventions, model,
 adapter and settings next to the numbers.
 
+When the run recorded test-time adaptation traces (``run_benchmark(trace=True)``,
+``noiseshift benchmark --trace``), the report also plots the mean PSNR over the items against
+the adaptation step, step 0 being the unadapted model (as Figure 5 of the LAN paper), next to
+the mean self-supervised loss, with the numbers in a table.
+
 Outputs are taken, in order of preference, from the run's saved images (``images/<key>.png``),
 its saved float outputs (``outputs/<key>.safetensors``), or by running ``model`` again on the
 few items shown (with the run's tiling and ensemble settings).
@@ -29,7 +34,7 @@ import torch
 from .benchmark import Benchmark
 from .errors import InvalidInputError
 from .image_io import atomic_write_bytes, atomic_write_text, read_image
-from .runner import RunResult, display_image, fetch_samples, safe_name
+from .runner import RunResult, display_image, fetch_samples, mean_trace, safe_name
 from .types import Sample
 
 __all__ = ["write_report"]
@@ -61,6 +66,36 @@ def _histogram(values: Sequence[float], metric: str, title: str) -> bytes:
     axes.set_xlabel(f"{metric.upper()} (dB)" if metric == "psnr" else metric.upper())
     axes.set_ylabel("items")
     axes.set_title(title, fontsize=10)
+    figure.tight_layout()
+    return _figure_png(figure)
+
+
+def _adaptation_plot(curve: Sequence[Mapping[str, float]], title: str) -> bytes:
+    """Mean PSNR (and loss) against the adaptation step; step 0 is the unadapted model."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [metric for metric in ("psnr", "loss") if any(metric in row for row in curve)]
+    figure = Figure(figsize=(5.5 * len(panels), 3.4))
+    for position, metric in enumerate(panels, start=1):
+        axes = figure.add_subplot(1, len(panels), position)
+        rows = [row for row in curve if metric in row]
+        steps = [row["step"] for row in rows]
+        values = [row[metric] for row in rows]
+        axes.plot(steps, values, marker="o", markersize=3, color="#4c72b0" if metric == "psnr" else "#55a868",
+                  label="adapted" if metric == "psnr" else "self-supervised loss")
+        if metric == "psnr" and steps and steps[0] == 0:
+            axes.axhline(values[0], color="#888888", linestyle="--", label=f"before adaptation {values[0]:.2f} dB")
+        axes.set_xlabel("adaptation step")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.set_ylabel("mean PSNR (dB)" if metric == "psnr" else "mean loss")
+        if metric == "loss":
+            positive = [v for v in values if v > 0]
+            if positive and len(positive) == len(values) and max(positive) / min(positive) > 20:
+                axes.set_yscale("log")
+        axes.grid(alpha=0.3)
+        axes.legend(loc="best", fontsize=8)
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     return _figure_png(figure)
 
@@ -226,7 +261,15 @@ def write_report(
                            _histogram(values, metric, f"{result.benchmark}: {result.model}, {len(values)} items"),
                            overwrite=True)
         histogram = f"{FILES_DIR}/{metric}_histogram.png"
-    page = _html(result, pictures, histogram, metric, error_scale)
+    curve = mean_trace(result.items)
+    adaptation = None
+    if curve:
+        traced = sum(1 for item in result.items if item.get("trace"))
+        atomic_write_bytes(files / "adaptation.png",
+                           _adaptation_plot(curve, f"{result.benchmark}: {result.model}, {traced} items"),
+                           overwrite=True)
+        adaptation = f"{FILES_DIR}/adaptation.png"
+    page = _html(result, pictures, histogram, metric, error_scale, adaptation, curve)
     return atomic_write_text(out / REPORT_HTML, page, overwrite=True)
 
 
@@ -241,9 +284,29 @@ def _table(rows: Sequence[tuple[str, Any]]) -> str:
     return f"<table>{body}</table>"
 
 
+def _adaptation_html(adaptation: str | None, curve: Sequence[Mapping[str, float]], record: Mapping[str, Any]) -> str:
+    if adaptation is None:
+        if record.get("adapter") and not record.get("settings", {}).get("trace"):
+            return ("<h2>Adaptation</h2><p>No adaptation traces were recorded; test-time adapters (lan, rfr, ...) "
+                    "record the loss and PSNR of every step with <code>--trace</code>.</p>")
+        return ""
+    metrics = [m for m in ("psnr", "loss") if any(m in row for row in curve)]
+    head = "".join(f"<th>{html.escape(m)}</th>" for m in metrics)
+    rows = "".join(
+        f"<tr><td>{int(row['step'])}</td>" + "".join(f"<td>{_format(row[m]) if m in row else ''}</td>" for m in metrics)
+        + f"<td>{int(row['items'])}</td></tr>"
+        for row in curve
+    )
+    return (f"<h2>Adaptation</h2><p>Mean over items at every adaptation step; step 0 is the model before adaptation. "
+            f"PSNR here is the adapter's float PSNR of its prediction (data range 1, clipped), which can differ "
+            f"slightly from the protocol's score above.</p><img src='{html.escape(adaptation)}' alt='adaptation'>"
+            f"<table class='grid'><tr><th>step</th>{head}<th>items</th></tr>{rows}</table>")
+
+
 def _html(
     result: RunResult, pictures: Sequence[tuple[str, str, Mapping[str, Any]]], histogram: str | None,
-    metric: str, error_scale: float,
+    metric: str, error_scale: float, adaptation: str | None = None,
+    curve: Sequence[Mapping[str, float]] = (),
 ) -> str:
     record = result.as_dict()
     summary = [("benchmark", result.benchmark), ("model", result.model), ("items", f"{record['count']} of {record['total']}")]
@@ -290,6 +353,7 @@ figure {{ margin: 1em 0; }} figure img {{ max-width: 100%; }} figcaption {{ font
 <div><h2>Run</h2>{_table(settings)}</div></div>
 {groups}
 {hist}
+{_adaptation_html(adaptation, curve, record)}
 <h2>Best and worst items</h2>
 <p>Crops are centred on the largest error of the output; error maps share one scale (0 to {error_scale:.3f}, the 99th
 percentile of the shown items' absolute error).</p>

@@ -14,7 +14,10 @@ software versions. With ``out_dir`` it writes:
   adapter, versions and seconds per image;
 * ``images/<key>.png`` with ``save_images`` (8-bit outputs), and for benchmarks without ground
   truth ``outputs/<key>.safetensors`` (exact float outputs) plus the benchmark's submission
-  (``submission/``) written by ``write_submission`` once every item is done.
+  (``submission/``) written by ``write_submission`` once every item is done;
+* ``trace.json`` with ``trace=True`` (test-time adapters): every item's per-step adaptation
+  trace (loss, and PSNR against the ground truth when there is one) and their mean per step,
+  see :func:`mean_trace`. Each item's trace is also kept in its ``items.jsonl`` record.
 
 Distributed: under ``torchrun`` (``WORLD_SIZE > 1`` with ``torch.distributed`` initialised,
 any backend that supports ``all_gather_object``, e.g. gloo) item ``i`` is run by rank
@@ -61,11 +64,13 @@ __all__ = [
     "display_image",
     "distributed_context",
     "fetch_samples",
+    "mean_trace",
     "read_records",
     "run_benchmark",
     "safe_name",
     "shard_indices",
     "write_results",
+    "write_trace",
 ]
 
 ProgressFn = Callable[[int, int, "Mapping[str, Any] | None"], None]
@@ -77,6 +82,7 @@ rank's items. Raising from it stops the run; finished items are kept for the nex
 RUN_FILE = "run.json"
 RESULTS_JSON = "results.json"
 RESULTS_CSV = "results.csv"
+TRACE_JSON = "trace.json"
 _ITEMS_GLOB = "items*.jsonl"
 
 
@@ -501,6 +507,7 @@ def run_benchmark(
     save_images: bool = False,
     resume: bool = True,
     label: str | None = None,
+    trace: bool = False,
 ) -> RunResult:
     """Run ``model`` over ``benchmark``, score every output, and record the results.
 
@@ -523,6 +530,14 @@ def run_benchmark(
             (their recorded scores are reused); ``False`` discards earlier records and redoes
             every item.
         label: the model description in the results (default: the model's display name).
+        trace: record the per-step trace of a test-time adapter (``model.adapter``, e.g. LAN or
+            RFR) for every item: ``record["trace"]`` is the list of ``{"step", "loss", "psnr"}``
+            dicts the adapter wrote (one run of steps per adapter call: several with tiling).
+            PSNR is recorded when the item has ground truth and the adapter sees the whole
+            image (not with ``ensemble``; with ``tile`` only when the image fits in one tile);
+            it is the adapter's float PSNR of its prediction (data range 1, clipped), not the
+            benchmark's protocol score. With ``out_dir`` the traces go to ``trace.json``.
+            Items finished by an earlier run without tracing have no trace.
 
     Returns:
         A :class:`RunResult` over the (first ``limit``) items, finished earlier or now.
@@ -540,6 +555,12 @@ def run_benchmark(
         raise InvalidInputError(
             f"benchmark {benchmark.name!r} has no ground truth: pass out_dir to write its outputs and submission"
         )
+    adapter = getattr(model, "adapter", None) if trace else None
+    if trace and not (getattr(adapter, "per_image", False) and hasattr(adapter, "trace")):
+        raise InvalidInputError(
+            "trace=True records the steps of a test-time adapter (e.g. lan, rfr); "
+            f"{getattr(model, 'display_name', None) or type(model).__name__} has none"
+        )
     ctx = distributed_context()
     total = len(benchmark)
     selected = list(range(min(total, limit) if limit is not None else total))
@@ -548,7 +569,8 @@ def run_benchmark(
     if isinstance(model, torch.nn.Module):
         model.to(target).eval()
     model_info = describe_model(model)
-    settings = {"tile": tile, "overlap": overlap, "ensemble": bool(ensemble), "device": str(target), "limit": limit}
+    settings = {"tile": tile, "overlap": overlap, "ensemble": bool(ensemble), "device": str(target), "limit": limit,
+                "trace": bool(trace)}
     out = Path(out_dir) if out_dir is not None else None
     done: dict[int, dict[str, Any]] = {}
     if out is not None:
@@ -567,7 +589,7 @@ def run_benchmark(
             progress(finished, len(mine), None)
         for index, sample in fetch_samples(benchmark, todo):
             record = _run_item(model, benchmark, index, sample, target, tile, overlap, ensemble, step_progress,
-                               out, save_images)
+                               out, save_images, adapter)
             if log is not None:
                 log.append(record)
             new_records.append(record)
@@ -591,6 +613,8 @@ def run_benchmark(
                      for record in result.items}
             result.submission = str(benchmark.write_submission(_SavedOutputs(files), out / "submission"))
         write_results(result, out)
+        if trace:
+            write_trace(result, out)
     return result
 
 
@@ -619,13 +643,24 @@ def _run_item(
     step_progress: Callable[[int, int], None] | None,
     out: Path | None,
     save_images: bool,
+    adapter: Any = None,
 ) -> dict[str, Any]:
     from .inference import denoise
 
-    started = time.perf_counter()
-    output = denoise(model, sample.noisy, sample.cond or None, tile=tile, overlap=overlap, ensemble=ensemble,
-                     device=target, progress=step_progress)
-    seconds = time.perf_counter() - started  # denoise returns on the input's (CPU) device: synchronised
+    steps: list[dict[str, Any]] = []
+    if adapter is not None:
+        adapter.trace = steps
+        # A self-ensemble shows the adapter rotated copies of the image: no reference then.
+        adapter.reference = sample.clean.to(target) if sample.clean is not None and not ensemble else None
+    try:
+        started = time.perf_counter()
+        output = denoise(model, sample.noisy, sample.cond or None, tile=tile, overlap=overlap, ensemble=ensemble,
+                         device=target, progress=step_progress)
+        seconds = time.perf_counter() - started  # denoise returns on the input's (CPU) device: synchronised
+    finally:
+        if adapter is not None:
+            adapter.trace = None
+            adapter.reference = None
     output = output.to(torch.float32)
     record: dict[str, Any] = {"index": index, "key": sample.key}
     if benchmark.has_ground_truth:
@@ -634,6 +669,8 @@ def _run_item(
         _save_output(out / "outputs" / f"{safe_name(sample.key)}.safetensors", output)
     record["seconds"] = seconds
     record["cond"] = _scalar_conditions(sample.cond)
+    if adapter is not None:
+        record["trace"] = [{k: float(v) if k != "step" else int(v) for k, v in entry.items()} for entry in steps]
     if save_images and out is not None:
         from .image_io import write_image
 
@@ -690,6 +727,55 @@ def write_results(result: RunResult, out_dir: str | Path) -> tuple[Path, Path]:
                          _csv_number(item.get("seconds", "")), *[item.get("cond", {}).get(c, "") for c in conds]])
     csv_path = atomic_write_text(out / RESULTS_CSV, buffer.getvalue(), overwrite=True)
     return json_path, csv_path
+
+
+def mean_trace(items: Sequence[Mapping[str, Any]]) -> list[dict[str, float]]:
+    """The mean adaptation curve over items: one ``{"step", "loss", "psnr", "items"}`` per step.
+
+    Each item's entries are first averaged per step (an item adapted tile by tile has one run
+    of steps per tile), then the items are averaged. ``loss`` / ``psnr`` are left out of a step
+    no item recorded them for; ``items`` counts the items with a PSNR at that step (or with a
+    loss, when none has PSNR). Non-finite values are skipped. Items without ``"trace"`` are
+    ignored.
+    """
+    per_step: dict[int, dict[str, list[float]]] = {}
+    for item in items:
+        mine: dict[int, dict[str, list[float]]] = {}
+        for entry in item.get("trace") or ():
+            step = int(entry.get("step", 0))
+            for metric in ("loss", "psnr"):
+                value = entry.get(metric)
+                if isinstance(value, (int, float)) and math.isfinite(value):
+                    mine.setdefault(step, {}).setdefault(metric, []).append(float(value))
+        for step, metrics in mine.items():
+            for metric, values in metrics.items():
+                per_step.setdefault(step, {}).setdefault(metric, []).append(sum(values) / len(values))
+    curve: list[dict[str, float]] = []
+    for step in sorted(per_step):
+        metrics = per_step[step]
+        row: dict[str, float] = {"step": step}
+        for metric, values in sorted(metrics.items()):
+            row[metric] = sum(values) / len(values)
+        row["items"] = len(metrics.get("psnr", metrics.get("loss", [])))
+        curve.append(row)
+    return curve
+
+
+def write_trace(result: RunResult, out_dir: str | Path) -> Path:
+    """Write ``trace.json``: the adapter, every item's trace by key, and :func:`mean_trace`.
+
+    Returns:
+        The path written (replacing an earlier one, atomically).
+    """
+    record = {
+        "benchmark": result.benchmark,
+        "model": result.model,
+        "adapter": result.model_info.get("adapter"),
+        "settings": result.settings,
+        "mean": mean_trace(result.items),
+        "items": {item["key"]: item["trace"] for item in result.items if "trace" in item},
+    }
+    return atomic_write_text(Path(out_dir) / TRACE_JSON, _dumps(record, indent=2) + "\n", overwrite=True)
 
 
 def _csv_number(value: Any) -> Any:

@@ -304,3 +304,82 @@ def test_report_for_sets_with_and_without_ground_truth(tmp_path: Path) -> None:
     page = write_report(result, server, tmp_path / "server").read_text()  # outputs were saved
     sources = re.findall(r"src='([^']+)'", page)
     assert len(sources) == 3 and not any("histogram" in s for s in sources)
+
+
+def _tracing_model(steps: int = 2):
+    """A tiny DnCNN wrapped by a test-time adapter that fine-tunes its last layer (eval mode)."""
+    from noiseshift.adapter import TestTimeAdapter
+    from noiseshift.registry import DENOISERS
+
+    class LastLayerTuning(TestTimeAdapter):
+        name = "last_layer_tuning_test"
+        trainable = ("last",)
+
+        def configure(self, backbone, noisy, cond):
+            params = backbone.parameters_for("last")
+            for param in params:
+                param.requires_grad_(True)
+            return params
+
+        def loss(self, backbone, noisy, cond, params, generator):
+            out = backbone(noisy, cond)
+            return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
+
+    torch.manual_seed(0)
+    backbone = DENOISERS.build({"type": "dncnn", "depth": 3, "width": 8}).eval()
+    return LastLayerTuning(steps=steps, lr=1e-2).wrap(backbone)
+
+
+def test_trace_records_every_items_adaptation_steps(tmp_path: Path) -> None:
+    model = _tracing_model(steps=2)
+    bench = Pairs(count=3)
+    with pytest.raises(InvalidInputError, match="test-time adapter"):
+        run_benchmark(Smoother(), bench, trace=True)
+    result = run_benchmark(model, bench, out_dir=tmp_path / "run", trace=True)
+    assert model.adapter.trace is None and model.adapter.reference is None  # nothing left behind
+    assert result.settings["trace"] is True
+    for item in result.items:
+        assert [entry["step"] for entry in item["trace"]] == [0, 1, 2]
+        assert "loss" not in item["trace"][0] and all("loss" in entry for entry in item["trace"][1:])
+        # the last step's PSNR is the PSNR of the scored output (float protocol, range 1)
+        assert item["trace"][-1]["psnr"] == pytest.approx(item["metrics"]["psnr"], abs=1e-6)
+    saved = json.loads((tmp_path / "run" / "trace.json").read_text())
+    assert set(saved["items"]) == {"img0", "img1", "img2"} and saved["adapter"]["name"] == "last_layer_tuning_test"
+    assert [row["step"] for row in saved["mean"]] == [0, 1, 2] and all(row["items"] == 3 for row in saved["mean"])
+    assert saved["mean"][0]["psnr"] == pytest.approx(np.mean([i["trace"][0]["psnr"] for i in result.items]))
+    assert saved["mean"][2]["loss"] == pytest.approx(np.mean([i["trace"][2]["loss"] for i in result.items]))
+    assert all("trace" in record for record in read_records(tmp_path / "run").values())  # resumable
+
+    ensembled = run_benchmark(model, Pairs(count=1), ensemble=True, trace=True)
+    entries = ensembled.items[0]["trace"]  # 8 passes over transformed copies: losses but no PSNR
+    assert len(entries) == 8 * 2 and not any("psnr" in entry for entry in entries)
+
+
+def test_mean_trace_averages_tiles_within_an_item_then_items() -> None:
+    items = [
+        {"trace": [{"step": 1, "loss": 1.0}, {"step": 1, "loss": 3.0}]},  # two tiles: item mean 2
+        {"trace": [{"step": 0, "psnr": 30.0}, {"step": 1, "loss": 4.0, "psnr": float("inf")}]},
+        {"key": "no trace"},
+    ]
+    assert runner.mean_trace(items) == [
+        {"step": 0, "psnr": 30.0, "items": 1},
+        {"step": 1, "loss": 3.0, "items": 2},
+    ]
+
+
+def test_report_plots_psnr_against_the_adaptation_step(tmp_path: Path) -> None:
+    import re
+
+    from noiseshift.report import write_report
+
+    model = _tracing_model(steps=2)
+    bench = Pairs(count=2)
+    result = run_benchmark(model, bench, out_dir=tmp_path / "run", trace=True, save_images=True)
+    page = write_report(result, bench, tmp_path / "run").read_text()
+    sources = re.findall(r"src='([^']+)'", page)
+    assert "report_files/adaptation.png" in sources and (tmp_path / "run" / "report_files" / "adaptation.png").is_file()
+    assert "<h2>Adaptation</h2>" in page and page.count("<tr><td>") >= 3  # one table row per step
+
+    untraced = run_benchmark(model, bench, out_dir=tmp_path / "plain", save_images=True)
+    page = write_report(untraced, bench, tmp_path / "plain").read_text()
+    assert "adaptation.png" not in page and "--trace" in page

@@ -4,8 +4,10 @@ Builds the benchmark from the registry (``NAME``, ``--root`` and ``-B key=value`
 model exactly as ``noiseshift denoise`` does (``--model``, ``--head``, ``--adapter``, ``-O``), runs
 ``noiseshift.runner.run_benchmark`` with a progress bar, and prints a table (or the results JSON
 with ``--json``). With ``--out`` the run is recorded there and resumes when re-run; ``--report``
-adds ``report.html``. Under ``torchrun`` each process scores a share of the items (the process
-group is initialised with the gloo backend) and rank 0 prints and writes the results.
+adds ``report.html``; ``--trace`` records a test-time adapter's loss and PSNR at every
+adaptation step (``trace.json``, and a PSNR-against-step plot in the report). Under
+``torchrun`` each process scores a share of the items (the process group is initialised with
+the gloo backend) and rank 0 prints and writes the results.
 """
 
 from __future__ import annotations
@@ -96,6 +98,9 @@ def _print_table(result: Any, console: Console) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--save-images", is_flag=True, help="Write every output to OUT/images/<key>.png.")
 @click.option("--report", is_flag=True, help="Write OUT/report.html (best/worst crops, error maps, histogram).")
+@click.option("--trace", is_flag=True, help="Record a test-time adapter's loss and PSNR at every adaptation step "
+              "in OUT/trace.json (and plot mean PSNR against the step in the report); costs one extra forward "
+              "pass per step.")
 @click.option("--tile", type=click.IntRange(min=1), help="Tile side for bounded-memory inference.")
 @click.option("--overlap", type=click.IntRange(min=0), default=32, show_default=True, help="Tile overlap in pixels.")
 @click.option("--ensemble", is_flag=True, help="x8 geometric self-ensemble.")
@@ -105,15 +110,15 @@ def _print_table(result: Any, console: Console) -> None:
 def benchmark_command(
     name: str, root: str | None, bench_option: tuple[str, ...], model: str, model_type: str | None,
     head: str | None, adapter: str | None, option: tuple[str, ...], out_dir: str | None, limit: int | None,
-    as_json: bool, save_images: bool, report: bool, tile: int | None, overlap: int, ensemble: bool,
+    as_json: bool, save_images: bool, report: bool, trace: bool, tile: int | None, overlap: int, ensemble: bool,
     device: str | None, resume: bool,
 ) -> None:
     """Score a model on benchmark NAME (polyu, nam, paired_folder, synthetic, dnd, sidd, ...)."""
     from ..registry import BENCHMARKS
     from ..runner import run_benchmark
 
-    if (save_images or report) and out_dir is None:
-        raise click.UsageError("--save-images and --report write files: give --out DIR")
+    if (save_images or report or trace) and out_dir is None:
+        raise click.UsageError("--save-images, --report and --trace write files: give --out DIR")
     bench_options = {}
     for pair in bench_option:
         try:
@@ -135,7 +140,7 @@ def benchmark_command(
             label = f"{label} ({Path(model).name})"
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         result = _run(run_benchmark, pipeline, benchmark, name, label, out_dir, limit, tile, overlap, ensemble,
-                      torch_device, save_images, resume, show=rank == 0)
+                      torch_device, save_images, resume, show=rank == 0, trace=trace)
         if rank != 0:
             return
         if report:
@@ -149,6 +154,7 @@ def benchmark_command(
             _print_table(result, Console())
         if out_dir is not None:
             stderr.print(f"results: {Path(out_dir) / 'results.json'}, {Path(out_dir) / 'results.csv'}"
+                         + (f"; trace: {Path(out_dir) / 'trace.json'}" if trace else "")
                          + (f"; submission: {result.submission}" if result.submission else ""))
     finally:
         if created_group:
@@ -158,12 +164,13 @@ def benchmark_command(
 def _run(
     run_benchmark: Any, pipeline: Any, benchmark: Any, name: str, label: str, out_dir: str | None,
     limit: int | None, tile: int | None, overlap: int, ensemble: bool, device: torch.device,
-    save_images: bool, resume: bool, show: bool,
+    save_images: bool, resume: bool, show: bool, trace: bool = False,
 ) -> Any:
-    """``run_benchmark`` with a rich progress bar (items, and tiles / adaptation steps per item)."""
+    """``run_benchmark`` with a rich progress bar (items; tiles and adaptation steps per item)."""
     with progress_bar(transient=False) as bar:
         items = bar.add_task(name, total=None, visible=show)
-        steps = bar.add_task("tiles" if tile else "steps", total=None, visible=False)
+        tiles = bar.add_task("tiles", total=None, visible=False)
+        steps = bar.add_task("adaptation steps", total=None, visible=False)
         psnrs: list[float] = []
 
         def on_item(done: int, total: int, record: Any) -> None:
@@ -171,19 +178,30 @@ def _run(
                 psnrs.append(record["metrics"]["psnr"])
             mean = f" mean PSNR {sum(psnrs) / len(psnrs):.2f} dB" if psnrs else ""
             bar.update(items, completed=done, total=total, description=f"{name}{mean}")
+            bar.update(tiles, visible=False)
             bar.update(steps, visible=False)
 
-        def on_step(done: int, total: int, *_: object) -> None:
-            bar.update(steps, completed=done, total=total, visible=show)
+        def on_tile(done: int, total: int, *_: object) -> None:
+            bar.update(tiles, completed=done, total=total, visible=show)
+
+        def on_step(done: int, total: int, metrics: Any = None) -> None:
+            shown = ""
+            if isinstance(metrics, dict):
+                shown = "".join(f" {key} {metrics[key]:.4g}" for key in ("loss", "psnr") if key in metrics)
+            bar.update(steps, completed=done, total=total, visible=show, description=f"adaptation steps{shown}")
 
         adapter_obj = getattr(pipeline, "adapter", None)
         if adapter_obj is not None and hasattr(adapter_obj, "progress"):
             adapter_obj.progress = on_step
-        return run_benchmark(
-            pipeline, benchmark, out_dir=out_dir, limit=limit, tile=tile, overlap=overlap, ensemble=ensemble,
-            device=device, progress=on_item, step_progress=on_step if tile else None, save_images=save_images,
-            resume=resume, label=label,
-        )
+        try:
+            return run_benchmark(
+                pipeline, benchmark, out_dir=out_dir, limit=limit, tile=tile, overlap=overlap, ensemble=ensemble,
+                device=device, progress=on_item, step_progress=on_tile if tile else None,
+                save_images=save_images, resume=resume, label=label, trace=trace,
+            )
+        finally:
+            if adapter_obj is not None and hasattr(adapter_obj, "progress"):
+                adapter_obj.progress = None
 
 
 COMMANDS = [benchmark_command]

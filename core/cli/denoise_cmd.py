@@ -1,7 +1,15 @@
-"""``noiseshift denoise``: run a backbone (optionally wrapped by an adapter) over images."""
+"""``noiseshift denoise``: run a backbone (optionally wrapped by an adapter) over images.
+
+With a test-time adapter (``--adapter lan``, ``rfr``, ...) a progress bar shows its adaptation
+steps, and ``--trace`` writes ``OUTPUT/trace.json``: the adapter, every image's per-step trace
+(``{"step", "loss"}``; one run of steps per adapter call, so several with ``--tile``) by file
+name, and the mean over images per step. It is rewritten after every image, and
+``--skip-existing`` keeps the traces of the images it skips.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +21,7 @@ from ..errors import InvalidInputError, OutputExistsError
 from .options import parse_options, pick_device, progress_bar, resolve_model, stderr
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp"}
+TRACE_FILE = "trace.json"
 
 
 def expand_inputs(inputs: tuple[str, ...]) -> list[Path]:
@@ -77,21 +86,25 @@ def build_pipeline(
 @click.option("--bit-depth", type=click.Choice(["8", "16"]), default="8", show_default=True)
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--skip-existing", is_flag=True, help="Skip inputs whose output exists (resume a run).")
+@click.option("--trace", is_flag=True, help="Write the test-time adapter's loss at every adaptation step to "
+              "OUTPUT/trace.json.")
 def denoise_command(
     inputs: tuple[str, ...], out_dir: str, model: str, model_type: str | None, head: str | None, adapter: str | None,
     option: tuple[str, ...], condition: tuple[str, ...], tile: int | None, overlap: int, tile_batch: int, tile_margin: int | None, ensemble: bool,
-    device: str | None, bit_depth: str, overwrite: bool, skip_existing: bool,
+    device: str | None, bit_depth: str, overwrite: bool, skip_existing: bool, trace: bool,
 ) -> None:
     """Denoise INPUT images (files or folders) into OUTPUT as PNG files of the same names."""
     from ..image_io import read_image, write_image
     from ..inference import denoise
+    from ..runner import describe_model
 
     if overwrite and skip_existing:
         raise click.UsageError("--overwrite and --skip-existing exclude each other")
     files = expand_inputs(inputs)
     destination = Path(out_dir)
     targets = [(f, destination / f"{f.stem}.png") for f in files]
-    existing = [t for _, t in targets if t.exists()]
+    trace_path = destination / TRACE_FILE
+    existing = [t for _, t in targets if t.exists()] + ([trace_path] if trace and trace_path.exists() else [])
     if existing and not (overwrite or skip_existing):
         raise OutputExistsError(
             f"{len(existing)} output(s) exist, e.g. {existing[0]}; pass --overwrite to replace them "
@@ -102,24 +115,72 @@ def denoise_command(
     torch_device = pick_device(device)
     cond = parse_options(condition) or None
     pipeline = build_pipeline(model, adapter, parse_options(option), head, model_type).to(torch_device).eval()
+    adapter_obj = getattr(pipeline, "adapter", None)
+    traces: dict[str, list[dict[str, Any]]] | None = None
+    described: dict[str, Any] = {}
+    if trace:
+        if not (getattr(adapter_obj, "per_image", False) and hasattr(adapter_obj, "trace")):
+            raise InvalidInputError("--trace records the steps of a test-time adapter: give --adapter lan, rfr, ...")
+        traces = _previous_traces(trace_path) if skip_existing else {}
+        described = describe_model(pipeline)
     with progress_bar() as bar:
         images = bar.add_task("images", total=len(targets))
-        steps = bar.add_task("tiles" if tile else "steps", total=None, visible=False)
+        tiles = bar.add_task("tiles", total=None, visible=False)
+        steps = bar.add_task("adaptation steps", total=None, visible=False)
 
-        def report(done: int, total: int, *_: object) -> None:
-            bar.update(steps, completed=done, total=total, visible=True)
+        def report_tiles(done: int, total: int, *_: object) -> None:
+            bar.update(tiles, completed=done, total=total, visible=True)
 
-        adapter_obj = getattr(pipeline, "adapter", None)
+        def report_steps(done: int, total: int, metrics: Any = None) -> None:
+            loss = f" loss {metrics['loss']:.4g}" if isinstance(metrics, dict) and "loss" in metrics else ""
+            bar.update(steps, completed=done, total=total, visible=True, description=f"adaptation steps{loss}")
+
         if adapter_obj is not None and hasattr(adapter_obj, "progress"):
-            adapter_obj.progress = report
-        for source, target in targets:
-            bar.update(images, description=f"images ({source.name})")
-            noisy = read_image(source)
-            out = denoise(pipeline, noisy, cond, tile=tile, overlap=overlap, batch_size=tile_batch, margin=tile_margin,
-                          ensemble=ensemble,
-                          device=torch_device, progress=report if tile else None)
-            write_image(target, out, bit_depth=int(bit_depth), overwrite=overwrite)  # type: ignore[arg-type]
-            bar.advance(images)
-    stderr.print(f"wrote {len(targets)} image(s) to {destination}")
+            adapter_obj.progress = report_steps
+        try:
+            for source, target in targets:
+                bar.update(images, description=f"images ({source.name})")
+                noisy = read_image(source)
+                entries: list[dict[str, Any]] = []
+                if traces is not None:
+                    adapter_obj.trace = entries  # type: ignore[union-attr]
+                out = denoise(pipeline, noisy, cond, tile=tile, overlap=overlap, batch_size=tile_batch,
+                              margin=tile_margin, ensemble=ensemble, device=torch_device,
+                              progress=report_tiles if tile else None)
+                write_image(target, out, bit_depth=int(bit_depth), overwrite=overwrite)  # type: ignore[arg-type]
+                if traces is not None:
+                    traces[source.name] = entries
+                    _write_traces(trace_path, described, traces)
+                bar.advance(images)
+        finally:
+            if adapter_obj is not None and hasattr(adapter_obj, "progress"):
+                adapter_obj.progress = None
+            if traces is not None:
+                adapter_obj.trace = None  # type: ignore[union-attr]
+    stderr.print(f"wrote {len(targets)} image(s) to {destination}" + (f"; trace: {trace_path}" if trace else ""))
+
+
+def _previous_traces(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """The per-image traces of an earlier run into the same folder (empty if none or unreadable)."""
+    try:
+        images = json.loads(path.read_text(encoding="utf-8")).get("images", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return {str(k): list(v) for k, v in images.items() if isinstance(v, list)} if isinstance(images, dict) else {}
+
+
+def _write_traces(path: Path, described: dict[str, Any], traces: dict[str, list[dict[str, Any]]]) -> None:
+    from ..image_io import atomic_write_text
+    from ..runner import mean_trace
+
+    record = {
+        "model": described.get("name"),
+        "adapter": described.get("adapter"),
+        "backbone": described.get("backbone"),
+        "mean": mean_trace([{"trace": entries} for entries in traces.values()]),
+        "images": traces,
+    }
+    atomic_write_text(path, json.dumps(record, indent=2) + "\n", overwrite=True)
+
 
 COMMANDS = [denoise_command]

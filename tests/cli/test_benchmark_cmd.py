@@ -156,3 +156,43 @@ def test_a_saved_network_with_an_adapter_and_a_recomputed_report(pairs: Path, tm
     assert not (out / "images").exists()  # the report recomputed the two items it shows
     sources = re.findall(r"src='([^']+)'", (out / "report.html").read_text())
     assert len(sources) == 3 and all((out / s).is_file() for s in sources)
+
+
+def test_trace_records_adaptation_steps_and_the_report_plots_them(pairs: Path, tmp_path: Path, capsys) -> None:
+    from noiseshift.adapter import TestTimeAdapter
+    from noiseshift.registry import DENOISERS
+    from noiseshift.testing import temporary_plugin
+    from noiseshift.weights import save
+
+    class BenchTuning(TestTimeAdapter):
+        name = "bench_tuning_test"
+        trainable = ("last",)
+
+        def configure(self, backbone, noisy, cond):
+            params = backbone.parameters_for("last")
+            for param in params:
+                param.requires_grad_(True)
+            return params
+
+        def loss(self, backbone, noisy, cond, params, generator):
+            out = backbone(noisy, cond)
+            return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
+
+    torch.manual_seed(0)
+    weights = save(DENOISERS.build({"type": "dncnn", "depth": 3, "width": 8}), tmp_path / "tiny.safetensors")
+    out = tmp_path / "run"
+    with temporary_plugin(BenchTuning, name="bench_trace_test"):
+        base = ["benchmark", "paired_folder", "--root", str(pairs), "--model", str(weights), "--adapter",
+                "bench_tuning_test", "-O", "steps=2", "-O", "lr=0.01"]
+        assert main([*base, "--trace"]) == 2  # traces are files: --out is required
+        assert "--out" in capsys.readouterr().err
+        assert main([*base, "--out", str(out), "--trace", "--report", "--json"]) == 0
+    record = _json(capsys.readouterr().out)
+    trace = json.loads((out / "trace.json").read_text())
+    assert sorted(trace["items"]) == ["img0", "img1"] and [row["step"] for row in trace["mean"]] == [0, 1, 2]
+    assert all("psnr" in row for row in trace["mean"]) and "loss" in trace["mean"][-1]
+    finals = [entries[-1]["psnr"] for entries in trace["items"].values()]
+    assert sum(finals) / 2 == pytest.approx(record["mean"]["psnr"], abs=1e-6)
+    assert all("trace" in item for item in record["items"]) and record["settings"]["trace"] is True
+    sources = re.findall(r"src='([^']+)'", (out / "report.html").read_text())
+    assert "report_files/adaptation.png" in sources and (out / "report_files" / "adaptation.png").is_file()

@@ -164,3 +164,52 @@ def test_conditions_from_the_command_line_reach_the_backbone(images, tmp_path: P
     assert main(["denoise", str(folder / "img0.png"), "-o", str(out_known), "--model", "bm3d", "-O", "sigma=0.1"]) == 0
     assert main(["denoise", str(folder / "img0.png"), "-o", str(out_cond), "--model", "bm3d", "-C", "sigma=0.1"]) == 0
     assert torch.equal(read_image(out_known / "img0.png"), read_image(out_cond / "img0.png"))
+
+
+class _SmoothingTuning:
+    """Builds a test-time adapter class (imported lazily so collecting the module stays cheap)."""
+
+    @staticmethod
+    def make():
+        from noiseshift.adapter import TestTimeAdapter
+
+        class CliTuning(TestTimeAdapter):
+            name = "cli_tuning_test"
+            trainable = ("last",)
+
+            def configure(self, backbone, noisy, cond):
+                params = backbone.parameters_for("last")
+                for param in params:
+                    param.requires_grad_(True)
+                return params
+
+            def loss(self, backbone, noisy, cond, params, generator):
+                out = backbone(noisy, cond)
+                return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
+
+        return CliTuning
+
+
+def test_denoise_with_a_test_time_adapter_writes_a_trace(images, weights, tmp_path: Path, capsys) -> None:
+    from noiseshift.testing import temporary_plugin
+
+    folder, _ = images
+    out = tmp_path / "out"
+    with temporary_plugin(_SmoothingTuning.make(), name="cli_trace_test"):
+        args = ["denoise", str(folder / "img0.png"), "-o", str(out), "--model", str(weights), "--adapter",
+                "cli_tuning_test", "-O", "steps=3", "-O", "lr=0.01", "--trace"]
+        assert main(args) == 0
+        trace = json.loads((out / "trace.json").read_text())
+        assert trace["adapter"]["name"] == "cli_tuning_test" and trace["adapter"]["config"]["steps"] == 3
+        assert [entry["step"] for entry in trace["images"]["img0.png"]] == [1, 2, 3]
+        assert all("loss" in entry and "psnr" not in entry for entry in trace["images"]["img0.png"])
+        assert [row["step"] for row in trace["mean"]] == [1, 2, 3]
+        capsys.readouterr()
+        assert main(args) == 2  # trace.json is an output like the images: never silently replaced
+        assert "exist" in capsys.readouterr().err
+        # --skip-existing keeps the traces of the images it skips and adds the new ones
+        assert main([args[0], str(folder / "img0.png"), str(folder / "img1.png"), *args[2:], "--skip-existing"]) == 0
+        trace = json.loads((out / "trace.json").read_text())
+        assert sorted(trace["images"]) == ["img0.png", "img1.png"]
+    assert main(["denoise", str(folder / "img0.png"), "-o", str(tmp_path / "x"), "--model", "bm3d", "--trace"]) == 2
+    assert "test-time adapter" in capsys.readouterr().err
