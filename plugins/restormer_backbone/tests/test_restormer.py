@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 import noiseshift_restormer_backbone
+import noiseshift
 from noiseshift.api import DENOISERS, InvalidInputError, WeightsError, load_into, load_state_dict, save
 from noiseshift.image_io import read_image, write_image
 from noiseshift.inference import denoise
@@ -158,6 +159,11 @@ def test_official_checkpoint_loads_strictly(tmp_path: Path, layer_norm_type: str
     loaded = model.state_dict()
     assert sorted(loaded) == sorted(params)
     assert all(torch.equal(loaded[key], params[key]) for key in params)
+    # The same file through the top-level loader, naming the architecture (CLI: --model-type).
+    rebuilt = noiseshift.load(path, model_type="restormer",
+                              config={"in_channels": channels, "out_channels": channels,
+                                      "layer_norm_type": layer_norm_type})
+    assert all(torch.equal(rebuilt.state_dict()[key], params[key]) for key in params)
 
 
 def test_a_mismatched_checkpoint_is_rejected_by_name(tmp_path: Path) -> None:
