@@ -14,7 +14,7 @@ metric. Methods: ``lan``, ``tt_full``, ``tt_first``, ``tt_last`` (LAN's full-/fi
 baselines); the meta-learning row of the paper has no public code and is not reproduced.
 
 Without ``--model`` the script first pretrains a small blind DnCNN (``--depth``, ``--width``) on
-CBSD432 crops with synthetic Gaussian noise, σ ~ U[0, 50/255] (``--pretrain`` iterations, seeded;
+CBSD432 crops with synthetic Gaussian noise, σ ~ U[0, ``--train-sigma``/255] (``--pretrain`` iterations, seeded;
 ``--save`` keeps it): a synthetic-to-real shift like LAN's SIDD-to-PolyU one, small enough for a
 CPU.
 
@@ -60,8 +60,8 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 
 def pretrain(train_dir: Path, iterations: int, depth: int, width: int, device: torch.device,
-             seed: int = 0) -> torch.nn.Module:
-    """A blind colour DnCNN trained with L2 on random 40×40 crops, σ ~ U[0, 50/255], Adam 1e-3 → 1e-4."""
+             sigma_max: float = 50.0, seed: int = 0) -> torch.nn.Module:
+    """A blind colour DnCNN trained with L2 on random 40×40 crops, σ ~ U[0, sigma_max/255], Adam 1e-3 → 1e-4."""
     from noiseshift.api import DENOISERS, NOISE_MODELS
     from noiseshift.image_io import list_images, read_image
 
@@ -69,7 +69,7 @@ def pretrain(train_dir: Path, iterations: int, depth: int, width: int, device: t
     generator = torch.Generator().manual_seed(seed)
     images = [read_image(path) for path in list_images(train_dir)]
     model = DENOISERS.build({"type": "dncnn", "depth": depth, "width": width}).to(device).train()
-    noise = NOISE_MODELS.build({"type": "gaussian", "sigma": [0.0, 50 / 255]})
+    noise = NOISE_MODELS.build({"type": "gaussian", "sigma": [0.0, sigma_max / 255]})
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, iterations, eta_min=1e-4)
     started = time.perf_counter()
@@ -102,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depth", type=int, default=8, help="pretrained DnCNN depth")
     parser.add_argument("--width", type=int, default=32, help="pretrained DnCNN width")
     parser.add_argument("--train-dir", default=str(DEFAULT_TRAIN), help="clean training images (CBSD432)")
+    parser.add_argument("--train-sigma", type=float, default=50.0,
+                        help="pretraining noise: σ ~ U[0, this/255] (PolyU's real noise is weak: ~15 fits it better)")
     parser.add_argument("--save", help="write the pretrained DnCNN here (.safetensors)")
     parser.add_argument("--model-type", help="architecture of a checkpoint without noiseshift metadata")
     parser.add_argument("-M", dest="model_options", action="append", default=[], metavar="KEY=VALUE",
@@ -131,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         extra = {"model_type": args.model_type, "config": _options(args.model_options)} if args.model_type else {}
         backbone = load(args.model, **extra).to(device).eval()
     else:
-        backbone = pretrain(Path(args.train_dir), args.pretrain, args.depth, args.width, device)
+        backbone = pretrain(Path(args.train_dir), args.pretrain, args.depth, args.width, device, args.train_sigma)
         if args.save:
             save(backbone, args.save)
     at = sorted({int(a) for a in args.at.split(",") if a})
