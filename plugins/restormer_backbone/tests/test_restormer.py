@@ -233,7 +233,7 @@ def test_whole_network_equals_the_official_computation() -> None:
     for layer_norm_type in ("BiasFree", "WithBias"):
         model = _perturbed(Restormer(preset="tiny", num_blocks=[2, 1, 1, 2], layer_norm_type=layer_norm_type)).eval()
         reference = as_reference(model)
-        x = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(1))
+        x = torch.rand(2, 3, 16, 32, generator=torch.Generator().manual_seed(1))
         with torch.no_grad():
             want = reference(x)  # the official layout: contiguous N×C×H×W activations
             reference.channels_last_on_cpu = False
