@@ -54,6 +54,40 @@ class FitReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def named_domains(
+    source: Mapping[str, Iterable[Sample]] | Iterable[Iterable[Sample]], *, owner: str = "adapter"
+) -> dict[str, list[Sample]]:
+    """Source domains as ``{name: [pairs]}``, validated.
+
+    Args:
+        source: ``{name: samples}`` (names kept) or a sequence of sample iterables (named
+            ``source0``, ``source1``, ...).
+        owner: the name used in error messages.
+
+    Raises:
+        InvalidInputError: no domains, an empty domain, a sample without a clean image or with a
+            clean image of another shape.
+    """
+    if isinstance(source, Mapping):
+        items = [(str(name), list(samples)) for name, samples in source.items()]
+    else:
+        items = [(f"source{index}", list(samples)) for index, samples in enumerate(source)]
+    if not items:
+        raise InvalidInputError(f"{owner}: no source domains given")
+    for name, samples in items:
+        if not samples:
+            raise InvalidInputError(f"{owner}: source domain {name!r} is empty")
+        for sample in samples:
+            if sample.clean is None:
+                raise InvalidInputError(f"{owner}: source {name!r} sample {sample.key!r} has no clean image")
+            if sample.clean.shape != sample.noisy.shape:
+                raise InvalidInputError(
+                    f"{owner}: source {name!r} sample {sample.key!r} has noisy {tuple(sample.noisy.shape)} "
+                    f"but clean {tuple(sample.clean.shape)}"
+                )
+    return dict(items)
+
+
 class Adapter:
     """Base class of every adapter.
 
@@ -97,7 +131,7 @@ class Adapter:
         model: AdaptedDenoiser,
         *,
         target: Iterable[Sample] | None = None,
-        source: Iterable[Iterable[Sample]] | None = None,
+        source: Mapping[str, Iterable[Sample]] | Iterable[Iterable[Sample]] | None = None,
         noise_model: NoiseModel | None = None,
         generator: torch.Generator | None = None,
         progress: ProgressCallback | None = None,
@@ -108,7 +142,8 @@ class Adapter:
             model: the wrapped backbone returned by ``wrap``.
             target: target-domain pairs (``Sample`` with ``clean`` set); needed when
                 ``"target_pairs" in needs``.
-            source: one iterable of pairs per source domain.
+            source: the source domains, ``{name: pairs}`` or one iterable of pairs per domain
+                (see ``named_domains``).
             noise_model: a synthetic noise model, when ``"noise_model" in needs``.
             generator: randomness for crops, batches and noise.
             progress: called after every step.

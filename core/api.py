@@ -6,7 +6,7 @@ the hook marker, the registries, metrics, inference helpers and weights I/O.
 
 from __future__ import annotations
 
-from .adapter import AdaptedDenoiser, Adapter, FitReport, TestTimeAdapter, episode
+from .adapter import AdaptedDenoiser, Adapter, FitReport, TestTimeAdapter, episode, named_domains
 from .benchmark import Benchmark, BenchmarkResult, ScoringConventions
 from .denoiser import PARAMETER_ROLES, Denoiser
 from .errors import (
@@ -35,5 +35,5 @@ __all__ = [
     "NoiseshiftError", "NoisySample", "OutputExistsError", "PARAMETER_ROLES", "PluginLoadError",
     "RegistryError", "Sample", "ScoringConventions", "TestTimeAdapter", "UnknownComponentError",
     "WeightsError", "apply_head", "denoise", "episode", "hookimpl", "load", "load_into",
-    "load_state_dict", "psnr", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
+    "load_state_dict", "named_domains", "psnr", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -60,6 +61,13 @@ class Denoiser(nn.Module):
         conditions: the ``cond`` keys the backbone reads (e.g. ``{"sigma"}``); others are ignored.
         domain: ``"srgb"``, ``"raw"`` or ``"any"``.
         trainable: ``False`` for classical, parameter-free methods (BM3D, NLM).
+
+    Auxiliary outputs:
+        A backbone that computes more than the image (AINDNet's estimated noise map) assigns
+        ``self.aux_outputs = {"sigma": ...}`` inside ``forward``; losses and inspection read it
+        through ``forward_with_aux`` (or ``aux_outputs`` after the call, which is what the trainer
+        does so that a DDP-wrapped model still synchronises its gradients). Most backbones have
+        none and inherit the empty mapping.
     """
 
     name: ClassVar[str] = ""
@@ -69,6 +77,7 @@ class Denoiser(nn.Module):
     conditions: ClassVar[frozenset[str]] = frozenset()
     domain: ClassVar[str] = "any"
     trainable: ClassVar[bool] = True
+    aux_outputs: Mapping[str, torch.Tensor] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -91,6 +100,19 @@ class Denoiser(nn.Module):
             ``N×out_channels×H×W`` float32, the estimate of the clean image (not clipped).
         """
         raise NotImplementedError
+
+    def forward_with_aux(
+        self, noisy: torch.Tensor, cond: Conditions | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Denoise and return the auxiliary outputs of this call too.
+
+        Returns:
+            ``(output, aux)``: the ``forward`` output and a copy of ``aux_outputs`` (e.g.
+            ``{"sigma": N×C×H×W}`` for AINDNet; ``{}`` for most backbones).
+        """
+        self.aux_outputs = MappingProxyType({})
+        output = self(noisy, cond)
+        return output, dict(self.aux_outputs)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by role.

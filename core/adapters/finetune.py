@@ -7,15 +7,16 @@ This is the baseline every domain-adaptation paper compares against: AINDNet's "
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 
 from ..adapter import AdaptedDenoiser, Adapter, FitReport, ProgressCallback
+from ..denoiser import Denoiser
 from ..errors import InvalidInputError
 from ..noise_model import NoiseModel
-from ..types import Sample
+from ..types import Conditions, Sample
 
 
 def build_loss(spec: str | dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -31,9 +32,57 @@ def build_loss(spec: str | dict[str, Any]) -> Callable[[torch.Tensor, torch.Tens
     return component
 
 
+def loss_needs_noise_map(spec: str | dict[str, Any]) -> bool:
+    """Whether the loss ``spec`` names is called as ``loss(output, clean, aux=..., sigma=...)``.
+
+    Such losses (AINDNet's noise-estimation objectives) declare the class attribute
+    ``needs_noise_map = True``; they also see the true noise std map and the backbone's
+    ``aux_outputs``.
+    """
+    from noiseshift.registry import LOSSES
+
+    name = spec if isinstance(spec, str) else dict(spec)["type"]
+    return bool(getattr(LOSSES.lookup(name), "needs_noise_map", False))
+
+
+def collate_conditions(conds: Sequence[Conditions]) -> Conditions | None:
+    """Batch per-sample conditions the way conditioned backbones read them.
+
+    String values become a list of ``N`` strings (``cond["sensor"]``), numbers a float32 tensor
+    of shape ``(N,)`` (``cond["iso"]``), tensors are concatenated along the batch dimension. A
+    key missing from some samples is dropped (the backbone then uses its default for all of
+    them rather than a mixture of given and guessed values).
+
+    Returns:
+        The batched conditions, or ``None`` when no key is shared by all samples.
+    """
+    if not conds:
+        return None
+    shared = set(conds[0]).intersection(*conds[1:])
+    batch: dict[str, Any] = {}
+    for key in sorted(shared):
+        values = [c[key] for c in conds]
+        if all(isinstance(v, str) for v in values):
+            batch[key] = list(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            batch[key] = torch.tensor([float(v) for v in values], dtype=torch.float32)
+        elif all(isinstance(v, torch.Tensor) for v in values):
+            batch[key] = torch.cat([v if v.dim() else v.reshape(1) for v in values])
+        else:
+            raise InvalidInputError(
+                f"cannot batch condition {key!r}: mixed value types {sorted({type(v).__name__ for v in values})}"
+            )
+    return batch or None
+
+
 def random_pair_batch(
-    pairs: list[Sample], batch_size: int, patch_size: int, generator: torch.Generator
-) -> tuple[torch.Tensor, torch.Tensor]:
+    pairs: list[Sample],
+    batch_size: int,
+    patch_size: int,
+    generator: torch.Generator,
+    *,
+    return_cond: bool = False,
+) -> Any:
     """Draw ``batch_size`` aligned random crops with a random dihedral transform each.
 
     Args:
@@ -41,11 +90,13 @@ def random_pair_batch(
         batch_size: crops per batch.
         patch_size: crop side.
         generator: every draw comes from it.
+        return_cond: also return the crops' conditions, batched by ``collate_conditions``.
 
     Returns:
-        ``(noisy, clean)``, each ``batch_size×C×patch_size×patch_size``.
+        ``(noisy, clean)``, each ``batch_size×C×patch_size×patch_size``; with ``return_cond``
+        ``(noisy, clean, cond)`` where ``cond`` may be ``None``.
     """
-    noisy_crops, clean_crops = [], []
+    noisy_crops, clean_crops, conds = [], [], []
     picks = torch.randint(len(pairs), (batch_size,), generator=generator).tolist()
     for index in picks:
         sample = pairs[index]
@@ -59,7 +110,18 @@ def random_pair_batch(
             crop = image[..., top : top + patch_size, left : left + patch_size]
             crop = torch.rot90(crop, rotations, dims=(-2, -1))
             out.append(crop.flip(-1) if flip else crop)
+        conds.append(sample.cond or {})
+    if return_cond:
+        return torch.cat(noisy_crops), torch.cat(clean_crops), collate_conditions(conds)
     return torch.cat(noisy_crops), torch.cat(clean_crops)
+
+
+def backbone_conditions(backbone: Denoiser, cond: Conditions | None) -> Conditions | None:
+    """Keep only the condition keys ``backbone`` declares (``None`` when none remain)."""
+    if not cond:
+        return None
+    kept = {key: value for key, value in cond.items() if key in backbone.conditions}
+    return kept or None
 
 
 class FineTune(Adapter):
@@ -129,7 +191,7 @@ class FineTune(Adapter):
         model: AdaptedDenoiser,
         *,
         target: Iterable[Sample] | None = None,
-        source: Iterable[Iterable[Sample]] | None = None,
+        source: Mapping[str, Iterable[Sample]] | Iterable[Iterable[Sample]] | None = None,
         noise_model: NoiseModel | None = None,
         generator: torch.Generator | None = None,
         progress: ProgressCallback | None = None,
@@ -172,10 +234,11 @@ class FineTune(Adapter):
         report = FitReport()
         try:
             for step in range(1, self.steps + 1):
-                noisy, clean = random_pair_batch(pairs, self.batch_size, patch, generator)
+                noisy, clean, cond = random_pair_batch(pairs, self.batch_size, patch, generator, return_cond=True)
                 noisy, clean = noisy.to(device), clean.to(device)
+                cond = backbone_conditions(backbone, cond)
                 optimizer.zero_grad(set_to_none=True)
-                value = loss_fn(backbone(noisy, None), clean)
+                value = loss_fn(backbone(noisy, cond), clean)
                 value.backward()
                 optimizer.step()
                 metrics = {"loss": float(value.detach())}
@@ -192,4 +255,4 @@ class FineTune(Adapter):
         return report
 
 
-__all__ = ["FineTune", "build_loss", "random_pair_batch"]
+__all__ = ["FineTune", "backbone_conditions", "build_loss", "collate_conditions", "loss_needs_noise_map", "random_pair_batch"]

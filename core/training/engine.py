@@ -33,13 +33,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
 from mmengine.config import Config
 from torch.utils.data import DataLoader
 
-from ..adapters.finetune import build_loss
+from ..adapters.finetune import build_loss, loss_needs_noise_map
 from ..denoiser import Denoiser
 from ..errors import InvalidInputError, NoiseshiftError, OutputExistsError
 from ..weights import save
@@ -147,7 +148,8 @@ class Trainer:
     def _build_data(self, model: Denoiser, start_iter: int) -> tuple[Any, DataLoader]:
         loader_cfg = self.cfg.train_dataloader
         dataset_cfg = dict(loader_cfg["dataset"])
-        defaults: dict[str, Any] = {"seed": self.cfg.seed, "return_sigma": "sigma" in model.conditions}
+        needs_map = loss_needs_noise_map(self.cfg.train_cfg["loss"])
+        defaults: dict[str, Any] = {"seed": self.cfg.seed, "return_sigma": "sigma" in model.conditions or needs_map}
         if model.in_channels in (1, 3):
             defaults["channels"] = model.in_channels
         if dataset_cfg["type"] == SyntheticDataset.name and "noise" not in dataset_cfg:
@@ -235,6 +237,9 @@ class Trainer:
         if isinstance(loss_fn, torch.nn.Module):
             loss_fn = loss_fn.to(device)
         max_norm = _grad_clip(train_cfg["grad_clip"])
+        # Losses such as AINDNet's estimation loss also see the true noise map and the model's
+        # auxiliary outputs (its noise-level estimate).
+        needs_noise_map = loss_needs_noise_map(train_cfg["loss"])
 
         start, best, elapsed_before = 0, None, 0.0
         if found is not None and self.resume:
@@ -308,8 +313,14 @@ class Trainer:
                     lr = schedule.apply(self.optimizer, iteration)
                     noisy = batch["noisy"].to(device, non_blocking=True)
                     clean = batch["clean"].to(device, non_blocking=True)
-                    cond = {"sigma": batch["sigma"].to(device, non_blocking=True)} if "sigma" in batch else None
-                    loss = loss_fn(train_model(noisy, cond), clean)
+                    sigma = batch["sigma"].to(device, non_blocking=True) if "sigma" in batch else None
+                    cond = {"sigma": sigma} if sigma is not None and "sigma" in model.conditions else None
+                    if needs_noise_map:
+                        model.aux_outputs = MappingProxyType({})
+                        output = train_model(noisy, cond)
+                        loss = loss_fn(output, clean, aux=dict(model.aux_outputs), sigma=sigma)
+                    else:
+                        loss = loss_fn(train_model(noisy, cond), clean)
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     grads = [p.grad for p in model.parameters() if p.grad is not None]

@@ -104,3 +104,60 @@ def test_pretrained_is_a_no_op_denoiser() -> None:
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
         assert torch.equal(model(x), backbone(x))
+
+
+def test_conditions_are_batched_per_sample() -> None:
+    from noiseshift.adapters.finetune import collate_conditions
+
+    batch = collate_conditions([{"sensor": "Sony", "iso": 800, "x": 1}, {"sensor": "Canon80D", "iso": 3200.0}])
+    assert batch is not None and batch["sensor"] == ["Sony", "Canon80D"] and "x" not in batch
+    assert batch["iso"].dtype == torch.float32 and batch["iso"].tolist() == [800.0, 3200.0]
+    assert collate_conditions([{}, {"iso": 1}]) is None
+    with pytest.raises(InvalidInputError, match="mixed value types"):
+        collate_conditions([{"iso": 1}, {"iso": "high"}])
+
+
+def test_random_pair_batch_carries_the_drawn_samples_conditions() -> None:
+    from noiseshift.adapters.finetune import random_pair_batch
+
+    pairs = _pairs(3, 16)
+    for index, sample in enumerate(pairs):
+        sample.cond = {"sensor": f"cam{index}", "iso": 100.0 * (index + 1)}
+        sample.noisy = torch.full_like(sample.noisy, float(index))  # the crop reveals its sample
+    noisy, clean, cond = random_pair_batch(pairs, 6, 8, torch.Generator().manual_seed(0), return_cond=True)
+    drawn = noisy[:, 0, 0, 0].long().tolist()
+    assert cond["sensor"] == [f"cam{i}" for i in drawn]
+    assert cond["iso"].tolist() == [100.0 * (i + 1) for i in drawn]
+
+
+def test_finetune_feeds_declared_conditions_to_the_backbone() -> None:
+    seen: list = []
+    backbone = _backbone()
+    backbone.conditions = frozenset({"iso"})  # instance override: this dncnn "declares" iso
+    original = backbone.forward
+
+    def forward(noisy, cond=None):
+        seen.append(cond)
+        return original(noisy, None)
+
+    backbone.forward = forward
+    pairs = _pairs(2, 32)
+    for sample in pairs:
+        sample.cond = {"iso": 1600.0, "sensor": "Sony"}
+    adapter = ADAPTERS.build({"type": "finetune", "steps": 2, "batch_size": 2, "patch_size": 16})
+    adapter.fit(adapter.wrap(backbone), target=pairs)
+    assert len(seen) == 2 and all(set(c) == {"iso"} and c["iso"].tolist() == [1600.0, 1600.0] for c in seen)
+
+
+def test_named_domains_keeps_names_and_validates() -> None:
+    from noiseshift.adapter import named_domains
+
+    pairs = _pairs(2, 16)
+    assert list(named_domains({"a": pairs, "b": pairs[:1]})) == ["a", "b"]
+    assert list(named_domains([pairs, pairs])) == ["source0", "source1"]
+    with pytest.raises(InvalidInputError, match="'b' is empty"):
+        named_domains({"a": pairs, "b": []})
+    with pytest.raises(InvalidInputError, match="no clean image"):
+        named_domains({"a": [Sample("x", pairs[0].noisy)]})
+    with pytest.raises(InvalidInputError, match="no source domains"):
+        named_domains({})
