@@ -11,7 +11,10 @@ adapter with that many steps (``--ssim``, slower) or only for the final one (def
 PSNR here is the trace's float PSNR (RGB, data range 1, output clipped, no border crop), which
 is PolyU's protocol in noiseshift (``noiseshift benchmark polyu``) and LAN's ``×255``-float
 metric. Methods: ``lan``, ``tt_full``, ``tt_first``, ``tt_last`` (LAN's full-/first-/last-layer
-baselines); the meta-learning row of the paper has no public code and is not reproduced.
+baselines); the meta-learning row of the paper has no public code and is not reproduced. RFR
+rows (``--rfr``, default M = 10/20/40, the RFR paper's settings) adapt with fresh noise from
+``--rfr-noise`` (default ``cbdnet``, RFR's real-noise setting) at its default lr 1e-5; one run
+of max(M) steps per image, the PSNR after M steps read from the trace.
 
 Without ``--model`` the script first pretrains a small blind DnCNN (``--depth``, ``--width``, no BN) on
 CBSD432 crops with synthetic Gaussian noise, σ ~ U[0, ``--train-sigma``/255] (``--pretrain`` iterations, seeded;
@@ -120,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--losses", default=",".join(LOSSES))
     parser.add_argument("--at", default="5,10,20", help="iterations to report")
     parser.add_argument("--ssim", action="store_true", help="SSIM at every reported iteration (re-runs; slower)")
+    parser.add_argument("--rfr", default="10,20,40",
+                        help="RFR rows: its M values (one run of max(M) steps, read from the trace); '' skips RFR")
+    parser.add_argument("--rfr-noise", default="cbdnet",
+                        help="RFR's noise model: a NOISE_MODELS name (cbdnet: the paper's real-noise setting)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     parser.add_argument("--markdown", action="store_true")
@@ -188,6 +195,25 @@ def main(argv: list[str] | None = None) -> int:
             }
             print(f"{method} {loss}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
+    rfr_at = sorted({int(a) for a in args.rfr.split(",") if a})
+    if rfr_at:
+        started = time.perf_counter()
+        rfr_psnrs: dict[int, list[float]] = {k: [] for k in rfr_at}
+        rfr_ssims: list[float] = []
+        for _, noisy, clean in samples:
+            adapter = ADAPTERS.build({"type": "rfr", "steps": max(rfr_at), "noise": {"type": args.rfr_noise}})
+            adapter.trace, adapter.reference = [], clean
+            output = adapter.wrap(backbone)(noisy)
+            by_step = {entry["step"]: entry["psnr"] for entry in adapter.trace if "psnr" in entry}
+            for k in rfr_at:
+                rfr_psnrs[k].append(by_step[k])
+            rfr_ssims.append(score(output, clean)[1])
+        results[("rfr", "-")] = {
+            k: (statistics.mean(rfr_psnrs[k]), statistics.mean(rfr_ssims) if k == max(rfr_at) else None)
+            for k in rfr_at
+        }
+        print(f"rfr ({args.rfr_noise} noise): {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
     def cell(value: tuple[float, float | None]) -> str:
         return f"{value[0]:.2f}" + (f" / {value[1]:.3f}" if value[1] is not None else "")
 
@@ -199,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     for method in methods:
         for k in at:
             rows.append([method, str(k), *[cell(results[(method, loss)][k]) for loss in losses]])
+    for k in rfr_at:
+        rows.append([f"rfr ({args.rfr_noise})", f"M={k}", *[cell(results[("rfr", "-")][k])] * len(losses)])
     if args.markdown:
         print("| " + " | ".join(header) + " |")
         print("|" + "---|" * len(header))
