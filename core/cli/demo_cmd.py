@@ -4,7 +4,7 @@ The sample is scikit-image's ``astronaut`` photograph (public domain, NASA; ship
 scikit-image wheel, so no download), centre-cropped to ``--size``. It is made noisy with the
 ``gaussian`` noise model (additive white Gaussian noise, σ = 25/255 by default, not clipped,
 drawn from a seeded generator), denoised with ``--model`` (``default``: the shipped model, or
-classical BM3D until one ships), and written with a labelled side-by-side figure.
+classical BM3D if the file is missing), and written with a labelled side-by-side figure.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from ..denoiser import Denoiser
 from ..errors import InvalidInputError
 
 DEFAULT_MODEL_FILE = Path(__file__).resolve().parent.parent / "assets" / "default.safetensors"
-"""The shipped default model; until one is trained, ``--model default`` is classical BM3D."""
+"""The shipped default model (a small U-Net, docs/training.md); classical BM3D if the file is missing."""
 
 stderr = Console(stderr=True)
 
