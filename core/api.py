@@ -7,6 +7,7 @@ the hook marker, the registries, metrics, inference helpers and weights I/O.
 from __future__ import annotations
 
 from .adapter import AdaptedDenoiser, Adapter, FitReport, TestTimeAdapter, episode, named_domains
+from .adapters.finetune import FineTune, backbone_conditions, build_loss, collate_conditions, random_pair_batch
 from .benchmark import Benchmark, BenchmarkResult, ScoringConventions
 from .denoiser import PARAMETER_ROLES, Denoiser
 from .errors import (
@@ -30,10 +31,10 @@ from .registry import ADAPTERS, BENCHMARKS, DENOISERS, LOSSES, NOISE_MODELS, hoo
 
 __all__ = [
     "ADAPTERS", "AdaptedDenoiser", "Adapter", "AmbiguousNameError", "BENCHMARKS", "Benchmark",
-    "BenchmarkResult", "Conditions", "DENOISERS", "Denoiser", "FitReport", "ImageReadError",
+    "BenchmarkResult", "Conditions", "DENOISERS", "Denoiser", "FineTune", "FitReport", "ImageReadError",
     "InvalidInputError", "LOSSES", "NOISE_MODELS", "NameCollisionError", "NoiseModel",
     "NoiseshiftError", "NoisySample", "OutputExistsError", "PARAMETER_ROLES", "PluginLoadError",
     "RegistryError", "Sample", "ScoringConventions", "TestTimeAdapter", "UnknownComponentError",
-    "WeightsError", "apply_head", "denoise", "episode", "hookimpl", "load", "load_into",
-    "load_state_dict", "named_domains", "psnr", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
+    "WeightsError", "apply_head", "backbone_conditions", "build_loss", "collate_conditions", "denoise", "episode", "hookimpl", "load", "load_into",
+    "load_state_dict", "named_domains", "psnr", "random_pair_batch", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
 ]

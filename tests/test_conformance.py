@@ -51,7 +51,8 @@ def test_adapter_conforms(name: str) -> None:
 def test_loss_is_differentiable_and_smallest_at_the_target(name: str) -> None:
     """Pixel losses are ``loss(output, target)``; self-supervised ones (``self_supervised = True``)
     are ``loss(denoise_fn, noisy, generator=, step=, total_steps=)`` and are checked on a smoothing
-    "denoiser" with one learnable strength."""
+    "denoiser" with one learnable strength; noise-estimation ones (``needs_noise_map = True``) are
+    ``loss(output, target, aux=, sigma=)`` and must also send gradients to the estimate."""
     import torch
 
     from noiseshift.registry import LOSSES as registry
@@ -72,6 +73,16 @@ def test_loss_is_differentiable_and_smallest_at_the_target(name: str) -> None:
         assert value.dim() == 0 and torch.isfinite(value)
         value.backward()
         assert strength.grad is not None and strength.grad != 0
+        return
+    if getattr(component, "needs_noise_map", False):
+        # Noise-estimation losses also supervise the backbone's estimate aux["sigma"].
+        sigma = torch.full_like(target, 0.05)
+        estimate = (sigma + 0.02).requires_grad_(True)
+        value = loss(target + 0.1, target, aux={"sigma": estimate}, sigma=sigma)
+        assert value.dim() == 0 and float(value.detach()) > 0
+        value.backward()
+        assert estimate.grad is not None and estimate.grad.abs().sum() > 0
+        assert float(loss(target, target, aux={"sigma": sigma}, sigma=sigma)) < float(value.detach())
         return
     output = (target + 0.1).requires_grad_(True)
     value = loss(output, target)
