@@ -59,7 +59,8 @@ def _smooth_image(channels: int, height: int, width: int, seed: int = 0) -> torc
     return image.clamp(0, 1).float()
 
 
-def _state_hash(module: torch.nn.Module) -> str:
+def state_hash(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's state dict (names and bytes): equal hashes mean bit-identical state."""
     digest = hashlib.sha256()
     for key, value in sorted(module.state_dict().items()):
         digest.update(key.encode())
@@ -69,6 +70,73 @@ def _state_hash(module: torch.nn.Module) -> str:
 
 def _test_size(size_multiple: int, at_least: int = 24) -> int:
     return max(size_multiple, math.ceil(at_least / size_multiple) * size_multiple)
+
+
+# -- Sweeps over every installed backbone ------------------------------------------------------
+
+
+def backbone_names() -> tuple[list[str], list[str]]:
+    """Short registry names of every installed backbone, plugins loaded.
+
+    Returns:
+        ``(trainable, parameter_free)``, each sorted.
+    """
+    from .registry import DENOISERS, HOST
+
+    HOST.load()
+    names = sorted(set(DENOISERS.names(qualified=False)))
+    trainable = [n for n in names if getattr(DENOISERS.lookup(n), "trainable", True)]
+    return trainable, [n for n in names if n not in trainable]
+
+
+def backbone_sweep(parameter_free_reason: str | None = None) -> list[Any]:
+    """``pytest.mark.parametrize`` values: every installed backbone, so an adapter plugin's
+    tests cover backbones from plugins it has never heard of.
+
+    Args:
+        parameter_free_reason: when given, parameter-free backbones (BM3D, NLM) are included
+            but skipped with this reason (say which test checks that they are refused);
+            otherwise they are left out.
+    """
+    import pytest
+
+    trainable, free = backbone_names()
+    params = [pytest.param(name, id=name) for name in trainable]
+    if parameter_free_reason is not None:
+        params += [pytest.param(name, id=name, marks=pytest.mark.skip(reason=f"{name}: {parameter_free_reason}"))
+                   for name in free]
+    return params
+
+
+def parameter_free_sweep() -> list[Any]:
+    """``pytest.mark.parametrize`` values of the parameter-free backbones (a skipped placeholder
+    when none is installed), for tests that check an adapter refuses them."""
+    import pytest
+
+    free = backbone_names()[1]
+    return [pytest.param(n, id=n) for n in free] or [pytest.param("none", marks=pytest.mark.skip("none installed"))]
+
+
+def smoke_backbone(name: str, seed: int = 0) -> Denoiser:
+    """A registered backbone at its small preset (``smoke_config``), seeded, in eval mode."""
+    from .registry import DENOISERS
+
+    config = getattr(DENOISERS.lookup(name), "smoke_config", None) or {}
+    torch.manual_seed(seed)
+    return DENOISERS.build({"type": name, **config}).eval()
+
+
+def smoke_input(backbone: Denoiser, side: int = 16, seed: int = 0) -> tuple[torch.Tensor, dict[str, Any] | None]:
+    """A smooth test image for ``backbone`` and its example conditions.
+
+    Returns:
+        ``(image, cond)``: ``1×in_channels×S×S`` in ``[0, 1]`` with ``S`` the smallest multiple of
+        the backbone's ``size_multiple`` that is at least ``side``; ``cond`` is the backbone's
+        ``smoke_cond`` (``None`` when it has none).
+    """
+    size = _test_size(backbone.size_multiple, side)
+    cond = getattr(type(backbone), "smoke_cond", None)
+    return _smooth_image(backbone.in_channels, size, size, seed), (dict(cond) if cond else None)
 
 
 # -- Denoiser ------------------------------------------------------------------------------
@@ -321,14 +389,14 @@ def check_adapter(
 
     sample = pairs[0]
     flags = [p.requires_grad for p in backbone.parameters()]
-    digest = _state_hash(backbone)
+    digest = state_hash(backbone)
     out = model(sample.noisy)
     assert out.shape == sample.noisy.shape[:1] + (backbone.out_channels,) + sample.noisy.shape[2:], (
         f"{label}: output shape {tuple(out.shape)}"
     )
     assert out.dtype == torch.float32 and torch.isfinite(out).all(), f"{label}: bad output dtype/values"
     if adapter.per_image:
-        assert _state_hash(backbone) == digest, f"{label}: not episodic, the backbone changed during forward"
+        assert state_hash(backbone) == digest, f"{label}: not episodic, the backbone changed during forward"
         assert [p.requires_grad for p in backbone.parameters()] == flags, f"{label}: requires_grad flags changed"
         assert all(p.grad is None for p in backbone.parameters()), f"{label}: gradients left on the backbone"
         assert not backbone.training, f"{label}: left the backbone in train mode"

@@ -2,8 +2,7 @@
 
 New components (built-in or from an installed plugin) are picked up automatically; components
 whose defaults are too heavy for a CPU smoke test declare a small preset as the class attribute
-``smoke_config`` (or get one in ``SMALL_CONFIGS`` here); backbones that need conditions declare
-example values as ``smoke_cond``.
+``smoke_config``; backbones that need conditions declare example values as ``smoke_cond``.
 """
 
 from __future__ import annotations
@@ -13,18 +12,12 @@ import pytest
 from noiseshift.registry import ADAPTERS, BENCHMARKS, DENOISERS, HOST, LOSSES, NOISE_MODELS
 from noiseshift.testing import check_adapter, check_denoiser, check_noise_model
 
-SMALL_CONFIGS: dict[str, dict] = {
-    "dncnn": {"depth": 5, "width": 16},
-    "unet": {"width": 8},
-    "finetune": {"steps": 3, "batch_size": 2, "patch_size": 16},
-}
-
 HOST.load()
 
 
 def _config(registry, name: str) -> dict | None:
-    """A component's own ``smoke_config`` class attribute wins, then ``SMALL_CONFIGS``."""
-    return getattr(registry.lookup(name), "smoke_config", None) or SMALL_CONFIGS.get(name)
+    """A component's own small preset (its ``smoke_config`` class attribute), if it has one."""
+    return getattr(registry.lookup(name), "smoke_config", None)
 
 
 def _names(registry) -> list[str]:

@@ -145,6 +145,7 @@ class FineTune(Adapter):
     name: ClassVar[str] = "finetune"
     needs: ClassVar[frozenset[str]] = frozenset({"target_pairs"})
     per_image: ClassVar[bool] = False
+    smoke_config: ClassVar[dict[str, Any]] = {"steps": 3, "batch_size": 2, "patch_size": 16}
 
     def __init__(
         self,

@@ -19,6 +19,8 @@ Layout (``depth`` layers in total)::
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import nn
 
@@ -75,6 +77,7 @@ class DnCNN(Denoiser):
 
     name = "dncnn"
     size_multiple = 1
+    smoke_config: ClassVar[dict[str, Any]] = {"depth": 5, "width": 16}  # conformance and sweep tests
 
     def __init__(
         self,

@@ -27,6 +27,8 @@ size; the output is ``noisy + r``.
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -109,6 +111,7 @@ class UNet(Denoiser):
 
     name = "unet"
     size_multiple = 8  # the default depth of 3; each instance sets 2**depth
+    smoke_config: ClassVar[dict[str, Any]] = {"width": 8}  # conformance and sweep tests
 
     def __init__(
         self,

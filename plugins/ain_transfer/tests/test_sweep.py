@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 
-from noiseshift.api import DENOISERS, InvalidInputError, Sample
+from noiseshift.api import InvalidInputError, Sample
+from noiseshift.testing import backbone_sweep, parameter_free_sweep, smoke_backbone, smoke_input
 from noiseshift_ain_transfer import AINTransfer
-
-DENOISERS.lookup("dncnn")  # load the plugins, so that every installed backbone is swept
-NAMES = sorted(set(DENOISERS.names(qualified=False)))
-TRAINABLE = [name for name in NAMES if DENOISERS.lookup(name).trainable]
-PARAMETER_FREE = [name for name in NAMES if not DENOISERS.lookup(name).trainable]
-SMALL_CONFIGS = {"dncnn": {"depth": 5, "width": 16}, "unet": {"width": 8}}  # as the core's conformance test
-
-
-def _build(name: str) -> torch.nn.Module:
-    cls = DENOISERS.lookup(name)
-    config = getattr(cls, "smoke_config", None) or SMALL_CONFIGS.get(name, {})
-    torch.manual_seed(0)
-    return DENOISERS.build({"type": name, **config}).eval()
 
 
 @pytest.mark.parametrize(
-    "name",
-    [pytest.param(n) for n in TRAINABLE]
-    + [pytest.param(n, marks=pytest.mark.skip(reason=f"{n} is parameter-free (trainable=False): no domain role to "
-                                                     "fine-tune; see test_parameter_free_backbones_are_refused"))
-       for n in PARAMETER_FREE],
+    "name", backbone_sweep("parameter-free: no domain role to fine-tune; see test_parameter_free_backbones_are_refused")
 )
 def test_ain_transfer_trains_the_domain_role_of(name: str) -> None:
-    backbone = _build(name)
-    cond = dict(getattr(type(backbone), "smoke_cond", None) or {})
-    side = backbone.size_multiple * math.ceil(16 / backbone.size_multiple)
+    backbone = smoke_backbone(name)
+    clean, cond = smoke_input(backbone)
+    side = clean.shape[-1]
     generator = torch.Generator().manual_seed(0)
-    clean = torch.rand(1, backbone.in_channels, side, side, generator=generator) * 0.5 + 0.25
-    pairs = [Sample("a", (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1), clean, cond)]
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    pairs = [Sample("a", noisy, clean, cond or {})]
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     adapter = AINTransfer(steps=1, batch_size=2, patch_size=side, lr=1e-3)
     model = adapter.wrap(backbone)
@@ -56,7 +38,7 @@ def test_ain_transfer_trains_the_domain_role_of(name: str) -> None:
     assert out.shape == clean.shape and torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("name", PARAMETER_FREE or [pytest.param("none", marks=pytest.mark.skip("none registered"))])
+@pytest.mark.parametrize("name", parameter_free_sweep())
 def test_parameter_free_backbones_are_refused(name: str) -> None:
     with pytest.raises(InvalidInputError, match="parameter-free"):
-        AINTransfer().wrap(_build(name))
+        AINTransfer().wrap(smoke_backbone(name))
