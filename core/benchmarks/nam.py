@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from ..errors import InvalidInputError
 from .folders import FilePairs, ImagePair, data_folder, pair_by_suffix, scoring_conventions
-from .polyu import LAN_CROP, LAN_TILE, image_size, lan_tiles
+from .polyu import LAN_CROP, LAN_TILE, check_lan_options, image_size, lan_tiles
 
 __all__ = ["Nam", "parse_nam_name"]
 
@@ -87,13 +87,7 @@ class Nam(FilePairs):
         quantize: Literal["float", "uint8"] = "float",
         ssim: Literal["gaussian", "uniform"] = "gaussian",
     ) -> None:
-        if protocol not in ("crops", "tiled"):
-            raise InvalidInputError(f"benchmark {self.name!r}: protocol must be 'crops' or 'tiled', got {protocol!r}")
-        for option, value in (("tile", tile), ("crop", crop)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise InvalidInputError(f"benchmark {self.name!r}: {option} must be a positive integer, got {value!r}")
-        if crop is not None and crop > tile:
-            raise InvalidInputError(f"benchmark {self.name!r}: crop={crop} is larger than tile={tile}")
+        check_lan_options(self.name, protocol, ("crops", "tiled"), tile, crop)
         self.root = Path(root).expanduser()
         self.protocol, self.tile, self.crop, self.strict = protocol, tile, crop, bool(strict)
         self.folder = data_folder(self.name, self.root, FOLDER)

@@ -89,10 +89,21 @@ def image_size(path: Path) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def _positive(owner: str, option: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInputError(f"benchmark {owner!r}: {option} must be a positive integer, got {value!r}")
-    return value
+def check_lan_options(owner: str, protocol: str, protocols: tuple[str, ...], tile: Any, crop: Any) -> None:
+    """Validate the options of a benchmark with LAN's tiled protocol (PolyU, Nam).
+
+    Raises:
+        InvalidInputError: an unknown protocol, a tile or crop that is not a positive integer, or a
+            crop larger than the tile.
+    """
+    if protocol not in protocols:
+        choices = " or ".join(repr(p) for p in protocols)
+        raise InvalidInputError(f"benchmark {owner!r}: protocol must be {choices}, got {protocol!r}")
+    for option, value in (("tile", tile), ("crop", crop)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise InvalidInputError(f"benchmark {owner!r}: {option} must be a positive integer, got {value!r}")
+    if crop is not None and crop > tile:
+        raise InvalidInputError(f"benchmark {owner!r}: crop={crop} is larger than tile={tile}")
 
 
 class PolyU(FilePairs):
@@ -131,11 +142,7 @@ class PolyU(FilePairs):
         quantize: Literal["float", "uint8"] = "float",
         ssim: Literal["gaussian", "uniform"] = "gaussian",
     ) -> None:
-        if protocol not in ("cropped", "tiled"):
-            raise InvalidInputError(f"benchmark {self.name!r}: protocol must be 'cropped' or 'tiled', got {protocol!r}")
-        tile = _positive(self.name, "tile", tile)
-        if crop is not None and _positive(self.name, "crop", crop) > tile:
-            raise InvalidInputError(f"benchmark {self.name!r}: crop={crop} is larger than tile={tile}")
+        check_lan_options(self.name, protocol, ("cropped", "tiled"), tile, crop)
         self.root = Path(root).expanduser()
         self.protocol, self.tile, self.crop, self.strict = protocol, tile, crop, bool(strict)
         if protocol == "cropped":
