@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
 
 import noiseshift_lan
 from noiseshift.api import ADAPTERS, DENOISERS, InvalidInputError, psnr
 from noiseshift.inference import denoise
-from noiseshift.testing import check_adapter, temporary_plugin
+from noiseshift.testing import check_adapter, state_hash, temporary_plugin
 from noiseshift_lan import LAN, TTFirst, TTFull, TTLast
 
 ADAPTER_CLASSES = [LAN, TTFull, TTFirst, TTLast]
-
-
-def _weights_hash(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _backbone(kind: str = "dncnn") -> torch.nn.Module:
@@ -81,7 +71,7 @@ class _SpyLAN(LAN):
 @pytest.mark.parametrize("loss", ["zsn2n", "nbr2nbr"])
 def test_lan_moves_only_the_offset_and_leaves_the_backbone_untouched(loss: str) -> None:
     backbone = _backbone()
-    digest = _weights_hash(backbone)
+    digest = state_hash(backbone)
     noisy, _ = _noisy()
     adapter = _SpyLAN(steps=3, lr=1e-2, loss=loss)
     model = adapter.wrap(backbone)
@@ -89,7 +79,7 @@ def test_lan_moves_only_the_offset_and_leaves_the_backbone_untouched(loss: str) 
     (phi,) = adapter.params
     assert phi.shape == noisy.shape and phi.is_leaf
     assert phi.abs().max() > 0  # the offset moved from its zero start
-    assert _weights_hash(backbone) == digest  # episodic: the weights are bit-identical
+    assert state_hash(backbone) == digest  # episodic: the weights are bit-identical
     assert adapter.grad_flags and not any(adapter.grad_flags)  # no weight gradients, ever
     assert all(p.grad is None for p in backbone.parameters())
     with torch.no_grad():
@@ -98,7 +88,7 @@ def test_lan_moves_only_the_offset_and_leaves_the_backbone_untouched(loss: str) 
     torch.testing.assert_close(adapted, expected)
     assert not torch.allclose(adapted, plain)
     assert torch.equal(model(noisy), adapted)  # a fresh φ for every image: nothing carries over
-    assert _weights_hash(backbone) == digest
+    assert state_hash(backbone) == digest
 
 
 def test_a_lan_step_on_gaussian_noise_reduces_the_loss() -> None:
@@ -147,14 +137,14 @@ class _SpyTuning:
 def test_baselines_train_their_role_only_and_are_episodic(cls) -> None:
     spy = type(f"Spy{cls.__name__}", (_SpyTuning, cls), {"name": f"spy_{cls.name}"})
     backbone = _backbone()
-    digest = _weights_hash(backbone)
+    digest = state_hash(backbone)
     flags = [p.requires_grad for p in backbone.parameters()]
     noisy, _ = _noisy()
     adapter = spy(steps=2, lr=1e-2)
     adapted = adapter.wrap(backbone)(noisy)
     role = cls.trainable[0]
     assert {id(p) for p in adapter.params} == {id(p) for p in backbone.parameters_for(role)}
-    assert _weights_hash(backbone) == digest
+    assert state_hash(backbone) == digest
     assert [p.requires_grad for p in backbone.parameters()] == flags
     assert all(p.grad is None for p in backbone.parameters()) and not backbone.training
     with torch.no_grad():

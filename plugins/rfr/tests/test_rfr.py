@@ -3,24 +3,14 @@ tiles, options and errors."""
 
 from __future__ import annotations
 
-import hashlib
-
 import pytest
 import torch
 
 import noiseshift_rfr
 from noiseshift.api import ADAPTERS, DENOISERS, LOSSES, NOISE_MODELS, InvalidInputError, NoiseModel, NoisySample
 from noiseshift.inference import tiled_denoise
-from noiseshift.testing import check_adapter, temporary_plugin
+from noiseshift.testing import check_adapter, state_hash, temporary_plugin
 from noiseshift_rfr import RFR
-
-
-def _hash(module: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(module.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _backbone(kind: str = "dncnn") -> torch.nn.Module:
@@ -86,7 +76,7 @@ def test_zero_steps_is_exactly_the_backbone() -> None:
 
 def test_fine_tunes_on_the_pretrained_pseudo_clean_with_fresh_noise_and_is_episodic() -> None:
     backbone = _backbone()
-    digest = _hash(backbone)
+    digest = state_hash(backbone)
     noisy = _noisy()
     noise = Recording(sigma=0.1)
     adapter = RFR(steps=4, lr=1e-2, noise=noise, augment=False)
@@ -99,7 +89,7 @@ def test_fine_tunes_on_the_pretrained_pseudo_clean_with_fresh_noise_and_is_episo
     for target in noise.clean:  # X̃ comes from the pretrained weights, computed once
         assert torch.equal(target, pseudo)
     assert not any(torch.equal(noise.noisy[0], later) for later in noise.noisy[1:])  # fresh noise every step
-    assert _hash(backbone) == digest  # episodic
+    assert state_hash(backbone) == digest  # episodic
     assert all(p.grad is None for p in backbone.parameters()) and not backbone.training
     assert not torch.allclose(adapted, plain)  # the weights moved during the episode
     assert torch.equal(model(noisy), adapted)  # same seed, same start
