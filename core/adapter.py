@@ -54,10 +54,38 @@ class FitReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_pairs(samples: Iterable[Sample], *, owner: str, what: str = "target") -> list[Sample]:
+    """The samples as a list, validated as supervised (noisy, clean) pairs.
+
+    Args:
+        samples: the pairs.
+        owner: the adapter's name, for error messages.
+        what: which set they are (``"target"``, ``"source 'Sony'"``), for error messages.
+
+    Raises:
+        InvalidInputError: an empty set, a sample without a clean image or with a clean image of
+            another shape than its noisy one.
+    """
+    pairs = list(samples)
+    if not pairs:
+        raise InvalidInputError(f"{owner}: the {what} set is empty; it needs (noisy, clean) pairs")
+    for sample in pairs:
+        if sample.clean is None:
+            raise InvalidInputError(
+                f"{owner}: {what} sample {sample.key!r} has no clean image; it needs (noisy, clean) pairs"
+            )
+        if sample.clean.shape != sample.noisy.shape:
+            raise InvalidInputError(
+                f"{owner}: {what} sample {sample.key!r} has noisy {tuple(sample.noisy.shape)} "
+                f"but clean {tuple(sample.clean.shape)}"
+            )
+    return pairs
+
+
 def named_domains(
     source: Mapping[str, Iterable[Sample]] | Iterable[Iterable[Sample]], *, owner: str = "adapter"
 ) -> dict[str, list[Sample]]:
-    """Source domains as ``{name: [pairs]}``, validated.
+    """Source domains as ``{name: [pairs]}``, each validated by ``check_pairs``.
 
     Args:
         source: ``{name: samples}`` (names kept) or a sequence of sample iterables (named
@@ -69,23 +97,12 @@ def named_domains(
             clean image of another shape.
     """
     if isinstance(source, Mapping):
-        items = [(str(name), list(samples)) for name, samples in source.items()]
+        items = [(str(name), samples) for name, samples in source.items()]
     else:
-        items = [(f"source{index}", list(samples)) for index, samples in enumerate(source)]
+        items = [(f"source{index}", samples) for index, samples in enumerate(source)]
     if not items:
         raise InvalidInputError(f"{owner}: no source domains given")
-    for name, samples in items:
-        if not samples:
-            raise InvalidInputError(f"{owner}: source domain {name!r} is empty")
-        for sample in samples:
-            if sample.clean is None:
-                raise InvalidInputError(f"{owner}: source {name!r} sample {sample.key!r} has no clean image")
-            if sample.clean.shape != sample.noisy.shape:
-                raise InvalidInputError(
-                    f"{owner}: source {name!r} sample {sample.key!r} has noisy {tuple(sample.noisy.shape)} "
-                    f"but clean {tuple(sample.clean.shape)}"
-                )
-    return dict(items)
+    return {name: check_pairs(samples, owner=owner, what=f"source {name!r}") for name, samples in items}
 
 
 class Adapter:

@@ -6,8 +6,16 @@ the hook marker, the registries, metrics, inference helpers and weights I/O.
 
 from __future__ import annotations
 
-from .adapter import AdaptedDenoiser, Adapter, FitReport, TestTimeAdapter, episode, named_domains
-from .adapters.finetune import FineTune, backbone_conditions, build_loss, collate_conditions, random_pair_batch
+from .adapter import AdaptedDenoiser, Adapter, FitReport, TestTimeAdapter, check_pairs, episode, named_domains
+from .adapters.finetune import (
+    FineTune,
+    backbone_conditions,
+    build_loss,
+    build_pixel_loss,
+    collate_conditions,
+    random_pair_batch,
+    training_patch,
+)
 from .benchmark import Benchmark, BenchmarkResult, ScoringConventions
 from .denoiser import PARAMETER_ROLES, Denoiser
 from .errors import (
@@ -35,6 +43,6 @@ __all__ = [
     "InvalidInputError", "LOSSES", "NOISE_MODELS", "NameCollisionError", "NoiseModel",
     "NoiseshiftError", "NoisySample", "OutputExistsError", "PARAMETER_ROLES", "PluginLoadError",
     "RegistryError", "Sample", "ScoringConventions", "TestTimeAdapter", "UnknownComponentError",
-    "WeightsError", "apply_head", "backbone_conditions", "build_loss", "collate_conditions", "denoise", "episode", "hookimpl", "load", "load_into",
-    "load_state_dict", "named_domains", "psnr", "random_pair_batch", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
+    "WeightsError", "apply_head", "backbone_conditions", "build_loss", "build_pixel_loss", "check_pairs", "collate_conditions", "denoise", "episode", "hookimpl", "load", "load_into",
+    "load_state_dict", "named_domains", "psnr", "random_pair_batch", "training_patch", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
 ]

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..adapter import AdaptedDenoiser, Adapter, FitReport, ProgressCallback
+from ..adapter import AdaptedDenoiser, Adapter, FitReport, ProgressCallback, check_pairs
 from ..denoiser import Denoiser
 from ..errors import InvalidInputError
 from ..noise_model import NoiseModel
@@ -30,6 +30,42 @@ def build_loss(spec: str | dict[str, Any]) -> Callable[[torch.Tensor, torch.Tens
     if len(config) > 1:
         raise InvalidInputError(f"loss {config['type']!r} is a function and takes no options")
     return component
+
+
+def build_pixel_loss(spec: str | dict[str, Any], *, owner: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``build_loss`` for supervised adapters: refuses losses that are not ``loss(output, clean)``.
+
+    Self-supervised losses (``loss(denoise_fn, noisy, ...)``) and noise-estimation losses (which
+    need a noise map) cannot train on (noisy, clean) pairs alone.
+    """
+    from noiseshift.registry import LOSSES
+
+    name = spec if isinstance(spec, str) else dict(spec).get("type")
+    if not isinstance(name, str):
+        raise InvalidInputError(f"{owner}: loss must be a LOSSES name or config, got {spec!r}")
+    component = LOSSES.lookup(name)
+    if getattr(component, "self_supervised", False) or getattr(component, "needs_noise_map", False):
+        raise InvalidInputError(
+            f"{owner}: loss {name!r} is not a pixel loss; training on (noisy, clean) pairs needs a pixel "
+            "loss such as 'l1' or 'l2'"
+        )
+    return build_loss(spec)
+
+
+def training_patch(backbone: Denoiser, samples: Iterable[Sample], requested: int, *, owner: str) -> int:
+    """The crop side to train on: ``requested``, at most the smallest image side, rounded down to
+    the backbone's ``size_multiple``.
+
+    Raises:
+        InvalidInputError: an image smaller than the backbone's size multiple.
+    """
+    smallest = min(min(s.noisy.shape[-2:]) for s in samples)
+    patch = min(requested, smallest)
+    patch -= patch % backbone.size_multiple
+    if patch < 1:
+        raise InvalidInputError(f"{owner}: the smallest training image ({smallest}px) is smaller than the "
+                                f"backbone's size multiple {backbone.size_multiple}")
+    return patch
 
 
 def loss_needs_noise_map(spec: str | dict[str, Any]) -> bool:
@@ -200,32 +236,17 @@ class FineTune(Adapter):
         self.check_needs(target_pairs=target)
         assert target is not None
         backbone = model.backbone
-        pairs = [s for s in target]
-        if not pairs:
-            raise InvalidInputError("finetune: the target set is empty")
-        for sample in pairs:
-            if sample.clean is None:
-                raise InvalidInputError(f"finetune: target sample {sample.key!r} has no clean image")
-            if sample.clean.shape != sample.noisy.shape:
-                raise InvalidInputError(
-                    f"finetune: target sample {sample.key!r} has noisy {tuple(sample.noisy.shape)} "
-                    f"but clean {tuple(sample.clean.shape)}"
-                )
+        pairs = check_pairs(target, owner=self.name)
         params = backbone.parameters_for(self.role)
         if not params:
             raise InvalidInputError(
                 f"finetune: {backbone.name or type(backbone).__name__} has no parameters in role "
                 f"{self.role!r} (roles: {sorted(backbone.parameter_groups())})"
             )
-        smallest = min(min(s.noisy.shape[-2:]) for s in pairs)
-        patch = min(self.patch_size, smallest)
-        patch -= patch % backbone.size_multiple
-        if patch < 1:
-            raise InvalidInputError(f"finetune: target images ({smallest}px) are smaller than the "
-                                    f"backbone's size multiple {backbone.size_multiple}")
+        patch = training_patch(backbone, pairs, self.patch_size, owner=self.name)
         device = params[0].device
         generator = generator or torch.Generator().manual_seed(self.seed)
-        loss_fn = build_loss(self.loss)
+        loss_fn = build_pixel_loss(self.loss, owner=self.name)
         trainable_ids = {id(p) for p in params}
         flags = [(p, p.requires_grad) for p in backbone.parameters()]
         for param in backbone.parameters():
@@ -256,4 +277,7 @@ class FineTune(Adapter):
         return report
 
 
-__all__ = ["FineTune", "backbone_conditions", "build_loss", "collate_conditions", "loss_needs_noise_map", "random_pair_batch"]
+__all__ = [
+    "FineTune", "backbone_conditions", "build_loss", "build_pixel_loss", "collate_conditions", "loss_needs_noise_map",
+    "random_pair_batch", "training_patch",
+]

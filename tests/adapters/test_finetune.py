@@ -155,9 +155,23 @@ def test_named_domains_keeps_names_and_validates() -> None:
     pairs = _pairs(2, 16)
     assert list(named_domains({"a": pairs, "b": pairs[:1]})) == ["a", "b"]
     assert list(named_domains([pairs, pairs])) == ["source0", "source1"]
-    with pytest.raises(InvalidInputError, match="'b' is empty"):
+    with pytest.raises(InvalidInputError, match="source 'b' set is empty"):
         named_domains({"a": pairs, "b": []})
     with pytest.raises(InvalidInputError, match="no clean image"):
         named_domains({"a": [Sample("x", pairs[0].noisy)]})
     with pytest.raises(InvalidInputError, match="no source domains"):
         named_domains({})
+
+
+def test_finetune_refuses_losses_that_do_not_train_on_pairs() -> None:
+    from noiseshift.registry import LOSSES
+
+    names = sorted(set(LOSSES.names(qualified=False)))
+    special = [n for n in names if any(getattr(LOSSES.lookup(n), flag, False)
+                                       for flag in ("self_supervised", "needs_noise_map"))]
+    if not special:
+        pytest.skip("no self-supervised or noise-map loss is installed (they come from the lan/ain_transfer plugins)")
+    for loss in special:
+        adapter = ADAPTERS.build({"type": "finetune", "steps": 1, "batch_size": 1, "patch_size": 16, "loss": loss})
+        with pytest.raises(InvalidInputError, match=f"loss '{loss}' is not a pixel loss"):
+            adapter.fit(adapter.wrap(_backbone()), target=_pairs(1, 16))

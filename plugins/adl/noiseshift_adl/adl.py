@@ -78,7 +78,6 @@ from typing import Any, ClassVar
 import torch
 
 from noiseshift.api import (
-    LOSSES,
     AdaptedDenoiser,
     Adapter,
     Denoiser,
@@ -86,7 +85,10 @@ from noiseshift.api import (
     InvalidInputError,
     NoiseModel,
     Sample,
+    build_pixel_loss,
+    check_pairs,
     named_domains,
+    training_patch,
 )
 from noiseshift.metrics import psnr
 
@@ -286,7 +288,7 @@ class ADL(Adapter):
         self.domain_sampling = _check_choice("domain_sampling", domain_sampling, DOMAIN_SAMPLING)
         self.norm_train = bool(norm_train)
         self.seed = _check_int("seed", seed, 0)
-        self._loss_fn = self._build_loss(self.loss)
+        self._loss_fn = build_pixel_loss(self.loss, owner="adl")
 
     @property
     def trainable(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -305,23 +307,6 @@ class ADL(Adapter):
             "domain_sampling": self.domain_sampling, "norm_train": self.norm_train, "seed": self.seed,
         }
 
-    @staticmethod
-    def _build_loss(spec: str | Mapping[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-        config = {"type": spec} if isinstance(spec, str) else dict(spec)
-        if not isinstance(config.get("type"), str):
-            raise InvalidInputError(f"adl: loss must be a LOSSES name or config, got {spec!r}")
-        component = LOSSES.lookup(config["type"])
-        if getattr(component, "self_supervised", False) or getattr(component, "needs_noise_map", False):
-            raise InvalidInputError(
-                f"adl: loss {config['type']!r} is not a pixel loss; ADL trains on (noisy, clean) pairs with a "
-                "pixel loss such as 'l1' (the paper's) or 'l2'"
-            )
-        if isinstance(component, type):
-            return LOSSES.build(config)
-        if len(config) > 1:
-            raise InvalidInputError(f"adl: loss {config['type']!r} is a function and takes no options")
-        return component
-
     def wrap(self, backbone: Denoiser) -> AdaptedDenoiser:
         if isinstance(backbone, Denoiser) and not getattr(backbone, "trainable", True):
             raise InvalidInputError(
@@ -331,23 +316,6 @@ class ADL(Adapter):
         return super().wrap(backbone)
 
     # -- helpers ----------------------------------------------------------------------------------
-
-    @staticmethod
-    def _target_pairs(target: Iterable[Sample]) -> list[Sample]:
-        pairs = list(target)
-        if not pairs:
-            raise InvalidInputError("adl: the target set is empty; ADL needs a few (noisy, clean) target pairs")
-        for sample in pairs:
-            if sample.clean is None:
-                raise InvalidInputError(
-                    f"adl: target sample {sample.key!r} has no clean image; ADL needs (noisy, clean) target pairs"
-                )
-            if sample.clean.shape != sample.noisy.shape:
-                raise InvalidInputError(
-                    f"adl: target sample {sample.key!r} has noisy {tuple(sample.noisy.shape)} "
-                    f"but clean {tuple(sample.clean.shape)}"
-                )
-        return pairs
 
     def _validation_mode(self, pairs: list[Sample]) -> str:
         isos = [s.cond.get("iso") if s.cond else None for s in pairs]
@@ -362,17 +330,6 @@ class ADL(Adapter):
         if self.validation == "auto" and have_iso and len(pairs) < self.diverse_below:
             return "diverse_iso"
         return "random"
-
-    def _patch(self, backbone: Denoiser, samples: Iterable[Sample]) -> int:
-        smallest = min(min(s.noisy.shape[-2:]) for s in samples)
-        patch = min(self.patch_size, smallest)
-        patch -= patch % backbone.size_multiple
-        if patch < 1:
-            raise InvalidInputError(
-                f"adl: the smallest training image ({smallest}px) is smaller than the backbone's size multiple "
-                f"{backbone.size_multiple}"
-            )
-        return patch
 
     def _step(
         self,
@@ -444,7 +401,7 @@ class ADL(Adapter):
         self.check_needs(target_pairs=target, source_pairs=source)
         assert target is not None and source is not None
         backbone = model.backbone
-        pairs = self._target_pairs(target)
+        pairs = check_pairs(target, owner="adl")
         domains = named_domains(source, owner="adl")
         names = list(domains)
         params = backbone.parameters_for(self.role)
@@ -453,7 +410,8 @@ class ADL(Adapter):
                 f"adl: {backbone.name or type(backbone).__name__} has no parameters in role {self.role!r} "
                 f"(roles: {sorted(backbone.parameter_groups())})"
             )
-        patch = self._patch(backbone, [*pairs, *(s for samples in domains.values() for s in samples)])
+        patch = training_patch(backbone, [*pairs, *(s for samples in domains.values() for s in samples)],
+                               self.patch_size, owner="adl")
         val_crops = [center_crop(s, self.val_patch, backbone.size_multiple) for s in pairs]
         mode = self._validation_mode(pairs)
         isos = [float(s.cond["iso"]) for s in pairs] if mode == "diverse_iso" else []
