@@ -13,6 +13,7 @@ from .adapters.finetune import (
     build_loss,
     build_pixel_loss,
     collate_conditions,
+    random_crop,
     random_pair_batch,
     training_patch,
 )
@@ -44,5 +45,5 @@ __all__ = [
     "NoiseshiftError", "NoisySample", "OutputExistsError", "PARAMETER_ROLES", "PluginLoadError",
     "RegistryError", "Sample", "ScoringConventions", "TestTimeAdapter", "UnknownComponentError",
     "WeightsError", "apply_head", "backbone_conditions", "build_loss", "build_pixel_loss", "check_pairs", "collate_conditions", "denoise", "episode", "hookimpl", "load", "load_into",
-    "load_state_dict", "named_domains", "psnr", "random_pair_batch", "training_patch", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
+    "load_state_dict", "named_domains", "psnr", "random_crop", "random_pair_batch", "training_patch", "save", "save_head", "self_ensemble", "ssim", "tiled_denoise",
 ]

@@ -81,34 +81,75 @@ def loss_needs_noise_map(spec: str | dict[str, Any]) -> bool:
     return bool(getattr(LOSSES.lookup(name), "needs_noise_map", False))
 
 
-def collate_conditions(conds: Sequence[Conditions]) -> Conditions | None:
+def _is_number(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return value.numel() == 1 and not value.is_complex() and value.dtype != torch.bool
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def collate_conditions(conds: Sequence[Conditions], keys: Iterable[str] | None = None) -> Conditions | None:
     """Batch per-sample conditions the way conditioned backbones read them.
 
-    String values become a list of ``N`` strings (``cond["sensor"]``), numbers a float32 tensor
-    of shape ``(N,)`` (``cond["iso"]``), tensors are concatenated along the batch dimension. A
-    key missing from some samples is dropped (the backbone then uses its default for all of
-    them rather than a mixture of given and guessed values).
+    Per key (``keys``, default every key any sample has): strings become a list of ``N``
+    strings (``cond["sensor"]``); numbers (or one-element tensors) a float32 tensor of shape
+    ``(N,)`` (``cond["iso"]``); larger tensors are concatenated along the batch dimension. A value
+    missing from some samples is ``None`` at their positions (a list then, also for numbers), so
+    a target's sensor/ISO survives being batched with synthetic crops that have none; the
+    backbone uses its default there (``modulation_unet``'s fallback slot and default ISO).
 
     Returns:
-        The batched conditions, or ``None`` when no key is shared by all samples.
+        The batched conditions, or ``None`` when no sample has any of the keys.
+
+    Raises:
+        InvalidInputError: a key whose values mix types, or maps missing from some samples.
     """
-    if not conds:
-        return None
-    shared = set(conds[0]).intersection(*conds[1:])
+    if keys is None:
+        keys = {key for cond in conds for key in cond}
     batch: dict[str, Any] = {}
-    for key in sorted(shared):
-        values = [c[key] for c in conds]
-        if all(isinstance(v, str) for v in values):
-            batch[key] = list(values)
-        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            batch[key] = torch.tensor([float(v) for v in values], dtype=torch.float32)
+    for key in sorted(keys):
+        values = [c.get(key) for c in conds]
+        present = [v for v in values if v is not None]
+        if not present:
+            continue
+        if all(isinstance(v, str) for v in present):
+            batch[key] = values
+        elif all(_is_number(v) for v in present):
+            floats = [None if v is None else float(v) for v in values]
+            batch[key] = floats if None in floats else torch.tensor(floats, dtype=torch.float32)
         elif all(isinstance(v, torch.Tensor) for v in values):
             batch[key] = torch.cat([v if v.dim() else v.reshape(1) for v in values])
         else:
+            kinds = sorted({type(v).__name__ for v in present})
             raise InvalidInputError(
-                f"cannot batch condition {key!r}: mixed value types {sorted({type(v).__name__ for v in values})}"
+                f"cannot batch condition {key!r}: value types {kinds}"
+                + (" with some samples missing it" if len(present) < len(values) else "")
+                + " (per-sample strings and numbers can be batched, and tensors given for every sample)"
             )
     return batch or None
+
+
+def random_crop(sample: Sample, patch: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One aligned random ``patch×patch`` crop of a pair, with one of the 8 dihedral transforms.
+
+    Args:
+        sample: a pair with ``noisy`` and ``clean`` of shape ``1×C×H×W`` (H, W ≥ patch).
+        patch: crop side.
+        generator: every draw (position, rotation, flip) comes from it.
+
+    Returns:
+        ``(noisy, clean)`` crops, ``1×C×patch×patch``.
+    """
+    assert sample.clean is not None
+    height, width = sample.noisy.shape[-2:]
+    top = int(torch.randint(height - patch + 1, (1,), generator=generator))
+    left = int(torch.randint(width - patch + 1, (1,), generator=generator))
+    rotations = int(torch.randint(4, (1,), generator=generator))
+    flip = bool(torch.randint(2, (1,), generator=generator))
+    crops = []
+    for image in (sample.noisy, sample.clean):
+        crop = torch.rot90(image[..., top : top + patch, left : left + patch], rotations, dims=(-2, -1))
+        crops.append(crop.flip(-1) if flip else crop)
+    return crops[0], crops[1]
 
 
 def random_pair_batch(
@@ -119,7 +160,7 @@ def random_pair_batch(
     *,
     return_cond: bool = False,
 ) -> Any:
-    """Draw ``batch_size`` aligned random crops with a random dihedral transform each.
+    """Draw ``batch_size`` aligned random crops (``random_crop``) of randomly picked pairs.
 
     Args:
         pairs: samples with ``noisy`` and ``clean`` of shape ``1×C×H×W`` (H, W ≥ patch_size).
@@ -132,24 +173,12 @@ def random_pair_batch(
         ``(noisy, clean)``, each ``batch_size×C×patch_size×patch_size``; with ``return_cond``
         ``(noisy, clean, cond)`` where ``cond`` may be ``None``.
     """
-    noisy_crops, clean_crops, conds = [], [], []
     picks = torch.randint(len(pairs), (batch_size,), generator=generator).tolist()
-    for index in picks:
-        sample = pairs[index]
-        assert sample.clean is not None
-        height, width = sample.noisy.shape[-2:]
-        top = int(torch.randint(height - patch_size + 1, (1,), generator=generator))
-        left = int(torch.randint(width - patch_size + 1, (1,), generator=generator))
-        rotations = int(torch.randint(4, (1,), generator=generator))
-        flip = bool(torch.randint(2, (1,), generator=generator))
-        for image, out in ((sample.noisy, noisy_crops), (sample.clean, clean_crops)):
-            crop = image[..., top : top + patch_size, left : left + patch_size]
-            crop = torch.rot90(crop, rotations, dims=(-2, -1))
-            out.append(crop.flip(-1) if flip else crop)
-        conds.append(sample.cond or {})
+    crops = [random_crop(pairs[index], patch_size, generator) for index in picks]
+    noisy, clean = torch.cat([c[0] for c in crops]), torch.cat([c[1] for c in crops])
     if return_cond:
-        return torch.cat(noisy_crops), torch.cat(clean_crops), collate_conditions(conds)
-    return torch.cat(noisy_crops), torch.cat(clean_crops)
+        return noisy, clean, collate_conditions([pairs[index].cond or {} for index in picks])
+    return noisy, clean
 
 
 def backbone_conditions(backbone: Denoiser, cond: Conditions | None) -> Conditions | None:
@@ -279,5 +308,5 @@ class FineTune(Adapter):
 
 __all__ = [
     "FineTune", "backbone_conditions", "build_loss", "build_pixel_loss", "collate_conditions", "loss_needs_noise_map",
-    "random_pair_batch", "training_patch",
+    "random_crop", "random_pair_batch", "training_patch",
 ]

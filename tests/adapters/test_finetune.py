@@ -110,10 +110,14 @@ def test_conditions_are_batched_per_sample() -> None:
     from noiseshift.adapters.finetune import collate_conditions
 
     batch = collate_conditions([{"sensor": "Sony", "iso": 800, "x": 1}, {"sensor": "Canon80D", "iso": 3200.0}])
-    assert batch is not None and batch["sensor"] == ["Sony", "Canon80D"] and "x" not in batch
+    assert batch is not None and batch["sensor"] == ["Sony", "Canon80D"]
     assert batch["iso"].dtype == torch.float32 and batch["iso"].tolist() == [800.0, 3200.0]
-    assert collate_conditions([{}, {"iso": 1}]) is None
-    with pytest.raises(InvalidInputError, match="mixed value types"):
+    assert batch["x"] == [1.0, None]  # missing in one sample: None there, not dropped for all
+    assert collate_conditions([{}, {"iso": 1}]) == {"iso": [None, 1.0]}
+    assert collate_conditions([{"sensor": "a"}, {}], keys=["iso"]) is None
+    maps = collate_conditions([{"sigma": torch.zeros(1, 1, 2, 2)}, {"sigma": torch.ones(1, 1, 2, 2)}])
+    assert maps["sigma"].shape == (2, 1, 2, 2)
+    with pytest.raises(InvalidInputError, match="mixed|value types"):
         collate_conditions([{"iso": 1}, {"iso": "high"}])
 
 
