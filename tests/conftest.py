@@ -49,3 +49,31 @@ def plugin_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cal
         sys.modules.pop(module, None)
     importlib.invalidate_caches()
     HOST.reload()
+
+
+@pytest.fixture
+def last_layer_tuning() -> Callable[[str], type]:
+    """Factory of a toy test-time adapter (registry name given) for trace and CLI tests.
+
+    It tunes the backbone's ``last`` role per image on ``mean((f(y) − y)²) + TV(f(y))``: cheap,
+    differentiable, and it changes the output, so traces have something to record.
+    """
+    from noiseshift.adapter import TestTimeAdapter
+
+    class LastLayerTuning(TestTimeAdapter):
+        trainable = ("last",)
+
+        def configure(self, backbone, noisy, cond):
+            params = backbone.parameters_for("last")
+            for param in params:
+                param.requires_grad_(True)
+            return params
+
+        def loss(self, backbone, noisy, cond, params, generator):
+            out = backbone(noisy, cond)
+            return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
+
+    def make(name: str) -> type:
+        return type(f"LastLayerTuning_{name}", (LastLayerTuning,), {"name": name})
+
+    return make

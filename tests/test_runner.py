@@ -306,32 +306,18 @@ def test_report_for_sets_with_and_without_ground_truth(tmp_path: Path) -> None:
     assert len(sources) == 3 and not any("histogram" in s for s in sources)
 
 
-def _tracing_model(steps: int = 2):
-    """A tiny DnCNN wrapped by a test-time adapter that fine-tunes its last layer (eval mode)."""
-    from noiseshift.adapter import TestTimeAdapter
+@pytest.fixture
+def tracing_model(last_layer_tuning):
+    """A tiny DnCNN wrapped by a test-time adapter that fine-tunes its last layer for 2 steps (eval mode)."""
     from noiseshift.registry import DENOISERS
-
-    class LastLayerTuning(TestTimeAdapter):
-        name = "last_layer_tuning_test"
-        trainable = ("last",)
-
-        def configure(self, backbone, noisy, cond):
-            params = backbone.parameters_for("last")
-            for param in params:
-                param.requires_grad_(True)
-            return params
-
-        def loss(self, backbone, noisy, cond, params, generator):
-            out = backbone(noisy, cond)
-            return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
 
     torch.manual_seed(0)
     backbone = DENOISERS.build({"type": "dncnn", "depth": 3, "width": 8}).eval()
-    return LastLayerTuning(steps=steps, lr=1e-2).wrap(backbone)
+    return last_layer_tuning("last_layer_tuning_test")(steps=2, lr=1e-2).wrap(backbone)
 
 
-def test_trace_records_every_items_adaptation_steps(tmp_path: Path) -> None:
-    model = _tracing_model(steps=2)
+def test_trace_records_every_items_adaptation_steps(tmp_path: Path, tracing_model) -> None:
+    model = tracing_model
     bench = Pairs(count=3)
     with pytest.raises(InvalidInputError, match="test-time adapter"):
         run_benchmark(Smoother(), bench, trace=True)
@@ -367,12 +353,12 @@ def test_mean_trace_averages_tiles_within_an_item_then_items() -> None:
     ]
 
 
-def test_report_plots_psnr_against_the_adaptation_step(tmp_path: Path) -> None:
+def test_report_plots_psnr_against_the_adaptation_step(tmp_path: Path, tracing_model) -> None:
     import re
 
     from noiseshift.report import write_report
 
-    model = _tracing_model(steps=2)
+    model = tracing_model
     bench = Pairs(count=2)
     result = run_benchmark(model, bench, out_dir=tmp_path / "run", trace=True, save_images=True)
     page = write_report(result, bench, tmp_path / "run").read_text()

@@ -158,30 +158,16 @@ def test_a_saved_network_with_an_adapter_and_a_recomputed_report(pairs: Path, tm
     assert len(sources) == 3 and all((out / s).is_file() for s in sources)
 
 
-def test_trace_records_adaptation_steps_and_the_report_plots_them(pairs: Path, tmp_path: Path, capsys) -> None:
-    from noiseshift.adapter import TestTimeAdapter
+def test_trace_records_adaptation_steps_and_the_report_plots_them(pairs: Path, tmp_path: Path, capsys,
+                                                                   last_layer_tuning) -> None:
     from noiseshift.registry import DENOISERS
     from noiseshift.testing import temporary_plugin
     from noiseshift.weights import save
 
-    class BenchTuning(TestTimeAdapter):
-        name = "bench_tuning_test"
-        trainable = ("last",)
-
-        def configure(self, backbone, noisy, cond):
-            params = backbone.parameters_for("last")
-            for param in params:
-                param.requires_grad_(True)
-            return params
-
-        def loss(self, backbone, noisy, cond, params, generator):
-            out = backbone(noisy, cond)
-            return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
-
     torch.manual_seed(0)
     weights = save(DENOISERS.build({"type": "dncnn", "depth": 3, "width": 8}), tmp_path / "tiny.safetensors")
     out = tmp_path / "run"
-    with temporary_plugin(BenchTuning, name="bench_trace_test"):
+    with temporary_plugin(last_layer_tuning("bench_tuning_test"), name="bench_trace_test"):
         base = ["benchmark", "paired_folder", "--root", str(pairs), "--model", str(weights), "--adapter",
                 "bench_tuning_test", "-O", "steps=2", "-O", "lr=0.01"]
         assert main([*base, "--trace"]) == 2  # traces are files: --out is required

@@ -166,36 +166,13 @@ def test_conditions_from_the_command_line_reach_the_backbone(images, tmp_path: P
     assert torch.equal(read_image(out_known / "img0.png"), read_image(out_cond / "img0.png"))
 
 
-class _SmoothingTuning:
-    """Builds a test-time adapter class (imported lazily so collecting the module stays cheap)."""
-
-    @staticmethod
-    def make():
-        from noiseshift.adapter import TestTimeAdapter
-
-        class CliTuning(TestTimeAdapter):
-            name = "cli_tuning_test"
-            trainable = ("last",)
-
-            def configure(self, backbone, noisy, cond):
-                params = backbone.parameters_for("last")
-                for param in params:
-                    param.requires_grad_(True)
-                return params
-
-            def loss(self, backbone, noisy, cond, params, generator):
-                out = backbone(noisy, cond)
-                return (out - noisy).square().mean() + (out[..., 1:] - out[..., :-1]).abs().mean()
-
-        return CliTuning
-
-
-def test_denoise_with_a_test_time_adapter_writes_a_trace(images, weights, tmp_path: Path, capsys) -> None:
+def test_denoise_with_a_test_time_adapter_writes_a_trace(images, weights, tmp_path: Path, capsys,
+                                                          last_layer_tuning) -> None:
     from noiseshift.testing import temporary_plugin
 
     folder, _ = images
     out = tmp_path / "out"
-    with temporary_plugin(_SmoothingTuning.make(), name="cli_trace_test"):
+    with temporary_plugin(last_layer_tuning("cli_tuning_test"), name="cli_trace_test"):
         args = ["denoise", str(folder / "img0.png"), "-o", str(out), "--model", str(weights), "--adapter",
                 "cli_tuning_test", "-O", "steps=3", "-O", "lr=0.01", "--trace"]
         assert main(args) == 0
